@@ -14,6 +14,9 @@ type Pos struct {
 
 // String renders the position as file:line:col.
 func (p Pos) String() string {
+	if p.Line == 0 {
+		return p.File
+	}
 	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
 }
 

@@ -7,19 +7,17 @@ import (
 	"github.com/alecthomas/participle/v2/lexer"
 )
 
-// Token types of the statement lexer.
+// Token types of the statement lexer. A statement head (keyword and arguments, up to a
+// brace or the end of the line) is one tokHead token; participle then only sees heads and
+// braces, which keeps the tree build linear and cheap.
 const (
-	tokWord lexer.TokenType = iota + 1
-	tokString
-	tokRaw
+	tokHead lexer.TokenType = iota + 1
 	tokLBrace
 	tokRBrace
-	tokEOL
 )
 
 var tokenSymbols = map[string]lexer.TokenType{
-	"EOF": lexer.EOF, "Word": tokWord, "String": tokString, "Raw": tokRaw,
-	"LBrace": tokLBrace, "RBrace": tokRBrace, "EOL": tokEOL,
+	"EOF": lexer.EOF, "Head": tokHead, "LBrace": tokLBrace, "RBrace": tokRBrace,
 }
 
 // scriptKeywords take the rest of their line as one raw, shell-quoted argument
@@ -33,23 +31,68 @@ var scriptKeywords = map[string]bool{
 	"notify_fifo_script": true, "vrrp_notify_fifo_script": true, "lvs_notify_fifo_script": true,
 }
 
-// lexLines turns preprocessed lines into tokens. Braces outside quotes always split
-// ("a {", "{ x }", "}}" all work); '"..."' is one token with the quotes removed and no
-// escapes; after a script keyword the rest of the line up to an unquoted '}' is one raw token.
-func lexLines(lines []Line, ds *diagSet) []lexer.Token {
-	toks := make([]lexer.Token, 0, len(lines)*4)
-	for _, l := range lines {
-		toks = lexLine(toks, l, ds)
-	}
-	return toks
+// Kinds of statement words.
+const (
+	wordPlain  = iota // unquoted
+	wordQuoted        // "..." with the quotes removed
+	wordRaw           // the raw rest of a script keyword's line
+)
+
+// word is one word of a statement head.
+type word struct {
+	text string
+	kind int
+	pos  Pos
 }
 
-func lexLine(toks []lexer.Token, l Line, ds *diagSet) []lexer.Token {
-	s := l.Text
-	at := func(i int) lexer.Position {
-		return lexer.Position{Filename: l.Pos.File, Line: l.Pos.Line, Column: l.Pos.Col + i}
+// lexed is the lexer's output: the token stream for participle and, for each tokHead
+// token (its Pos.Offset is the index), the span of words of that head.
+type lexed struct {
+	toks  []lexer.Token
+	words []word
+	heads []span
+}
+
+// span is a range of lexed.words.
+type span struct{ lo, hi int }
+
+// lexLines splits preprocessed lines into statement heads and braces. Braces outside
+// quotes always split ("a {", "{ x }", "}}" all work); "..." is one word with the quotes
+// removed and no escapes; after a script keyword the rest of the line up to an unquoted
+// '}' is one raw word.
+func lexLines(lines []Line, ds *diagSet) lexed {
+	lx := lexed{
+		toks:  make([]lexer.Token, 0, len(lines)+len(lines)/4),
+		words: make([]word, 0, 3*len(lines)),
+		heads: make([]span, 0, len(lines)),
 	}
-	stmtStart := true
+	for _, l := range lines {
+		lx.line(l, ds)
+	}
+	return lx
+}
+
+func (lx *lexed) line(l Line, ds *diagSet) {
+	s := l.Text
+	at := func(i int) Pos { return Pos{File: l.Pos.File, Line: l.Pos.Line, Col: l.Pos.Col + i} }
+	start := len(lx.words)
+	add := func(w word) { lx.words = append(lx.words, w) }
+	flush := func() {
+		if len(lx.words) == start {
+			return
+		}
+		first := lx.words[start]
+		lx.toks = append(lx.toks, lexer.Token{Type: tokHead, Value: first.text,
+			Pos: lexer.Position{Filename: first.pos.File, Line: first.pos.Line, Column: first.pos.Col, Offset: len(lx.heads)}})
+		lx.heads = append(lx.heads, span{start, len(lx.words)})
+		start = len(lx.words)
+	}
+	brace := func(t lexer.TokenType, v string, i int) {
+		flush()
+		p := at(i)
+		lx.toks = append(lx.toks, lexer.Token{Type: t, Value: v,
+			Pos: lexer.Position{Filename: p.File, Line: p.Line, Column: p.Col}})
+	}
 	i := 0
 	for i < len(s) {
 		c := s[i]
@@ -57,46 +100,41 @@ func lexLine(toks []lexer.Token, l Line, ds *diagSet) []lexer.Token {
 		case c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f':
 			i++
 		case c == '{':
-			toks = append(toks, lexer.Token{Type: tokLBrace, Value: "{", Pos: at(i)})
-			stmtStart = true
+			brace(tokLBrace, "{", i)
 			i++
 		case c == '}':
-			toks = append(toks, lexer.Token{Type: tokRBrace, Value: "}", Pos: at(i)})
-			stmtStart = true
+			brace(tokRBrace, "}", i)
 			i++
 		case c == '"':
 			end := strings.IndexByte(s[i+1:], '"')
 			if end < 0 {
-				ds.add(posOf(at(i)), Error, "unmatched quote")
-				toks = append(toks, lexer.Token{Type: tokString, Value: s[i+1:], Pos: at(i)})
+				ds.add(at(i), Error, "unmatched quote")
+				add(word{text: s[i+1:], kind: wordQuoted, pos: at(i)})
 				i = len(s)
 				break
 			}
-			toks = append(toks, lexer.Token{Type: tokString, Value: s[i+1 : i+1+end], Pos: at(i)})
-			stmtStart = false
+			add(word{text: s[i+1 : i+1+end], kind: wordQuoted, pos: at(i)})
 			i += end + 2
 		default:
 			j := i
 			for j < len(s) && !strings.ContainsRune(" \t\r\v\f{}\"", rune(s[j])) {
 				j++
 			}
-			word := s[i:j]
-			toks = append(toks, lexer.Token{Type: tokWord, Value: word, Pos: at(i)})
+			add(word{text: s[i:j], kind: wordPlain, pos: at(i)})
 			i = j
-			if stmtStart && scriptKeywords[word] {
+			if len(lx.words)-start == 1 && scriptKeywords[lx.words[start].text] {
 				for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
 					i++
 				}
 				end := rawEnd(s, i)
 				if raw := strings.TrimRight(s[i:end], " \t"); raw != "" {
-					toks = append(toks, lexer.Token{Type: tokRaw, Value: raw, Pos: at(i)})
+					add(word{text: raw, kind: wordRaw, pos: at(i)})
 				}
 				i = end
 			}
-			stmtStart = false
 		}
 	}
-	return append(toks, lexer.Token{Type: tokEOL, Value: "\n", Pos: at(len(s))})
+	flush()
 }
 
 // rawEnd finds the end of a raw script argument: the first '}' outside shell quotes.
@@ -122,10 +160,6 @@ func rawEnd(s string, i int) int {
 	return len(s)
 }
 
-func posOf(p lexer.Position) Pos {
-	return Pos{File: p.Filename, Line: p.Line, Col: p.Column}
-}
-
 // tokenSource feeds a token slice to participle.
 type tokenSource struct {
 	toks []lexer.Token
@@ -145,8 +179,8 @@ func (t *tokenSource) Next() (lexer.Token, error) {
 	return tok, nil
 }
 
-// lexDefinition is the participle lexer definition; Lex reads a single file without
-// preprocessing (participle needs it only to know the symbols).
+// lexDefinition is the participle lexer definition. Parsing always goes through
+// ParseFromLexer with tokens from lexLines; Lex exists to satisfy the interface.
 type lexDefinition struct{}
 
 func (lexDefinition) Symbols() map[string]lexer.TokenType { return tokenSymbols }
@@ -157,9 +191,6 @@ func (lexDefinition) Lex(filename string, r io.Reader) (lexer.Lexer, error) {
 		return nil, err
 	}
 	var ds diagSet
-	var lines []Line
-	for i, l := range strings.Split(string(data), "\n") {
-		lines = append(lines, Line{Pos: Pos{File: filename, Line: i + 1, Col: 1}, Text: l})
-	}
-	return &tokenSource{toks: lexLines(lines, &ds)}, nil
+	lines, _ := PreprocessBytes(filename, data, Options{})
+	return &tokenSource{toks: lexLines(lines, &ds).toks}, nil
 }

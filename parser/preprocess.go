@@ -1,6 +1,7 @@
 package parser
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"math/rand"
@@ -116,6 +117,7 @@ func preprocessFile(path string, opts Options, ds *diagSet) []Line {
 		ds.add(Pos{File: path}, Fatal, "cannot read configuration file: %v", unwrapPathErr(err))
 		return nil
 	}
+	p.out = make([]Line, 0, bytes.Count(data, []byte{'\n'})+1)
 	p.file(path, data, 0)
 	return p.out
 }
@@ -131,6 +133,7 @@ func PreprocessBytes(name string, data []byte, opts Options) ([]Line, Diagnostic
 func preprocessBytes(name string, data []byte, opts Options, ds *diagSet) []Line {
 	opts.fill()
 	p := newPreprocessor(opts, ds)
+	p.out = make([]Line, 0, bytes.Count(data, []byte{'\n'})+1)
 	p.file(name, data, 0)
 	return p.out
 }

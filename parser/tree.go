@@ -1,32 +1,37 @@
 package parser
 
 import (
-	"fmt"
+	"errors"
+	"runtime"
+	"sync"
 
 	"github.com/alecthomas/participle/v2"
 	"github.com/alecthomas/participle/v2/lexer"
 )
 
 // Stmt is one configuration statement: a keyword, its arguments and an optional block of
-// nested statements. Every statement carries the position of its keyword.
+// nested statements. Participle builds the structure from statement heads and braces;
+// Key and Args are then filled from the lexer's words for that head.
 type Stmt struct {
-	Pos   lexer.Position
-	Key   string  `parser:"@( Word | String )"`
-	Args  []Arg   `parser:"@@*"`
-	Open  bool    `parser:"( @LBrace EOL*"`
-	Block []*Stmt `parser:"  ( @@ EOL* )* RBrace )?"`
+	Head  lexer.Token `parser:"@Head"`
+	Open  bool        `parser:"( @LBrace"`
+	Block []*Stmt     `parser:"  @@* RBrace )?"`
+
+	Pos  lexer.Position
+	Key  string
+	Args []Arg
 }
 
 // Arg is one argument of a statement.
 type Arg struct {
-	Tok lexer.Token `parser:"@( Word | String | Raw )"`
+	Tok lexer.Token
 }
 
 // Value returns the argument text (quotes removed).
 func (a Arg) Value() string { return a.Tok.Value }
 
 // Quoted reports whether the argument was written in double quotes.
-func (a Arg) Quoted() bool { return a.Tok.Type == tokString }
+func (a Arg) Quoted() bool { return a.Tok.Type == wordQuoted }
 
 // At returns the position of the argument.
 func (a Arg) At() Pos { return posOf(a.Tok.Pos) }
@@ -43,8 +48,12 @@ func (s *Stmt) Values() []string {
 	return out
 }
 
+func posOf(p lexer.Position) Pos {
+	return Pos{File: p.Filename, Line: p.Line, Col: p.Column}
+}
+
 type treeFile struct {
-	Stmts []*Stmt `parser:"EOL* ( @@ EOL* )*"`
+	Stmts []*Stmt `parser:"@@*"`
 }
 
 var treeParser = participle.MustBuild[treeFile](participle.Lexer(lexDefinition{}))
@@ -52,40 +61,113 @@ var treeParser = participle.MustBuild[treeFile](participle.Lexer(lexDefinition{}
 // maxNesting bounds block depth; deeper blocks are dropped with an error.
 const maxNesting = 64
 
+// chunkTokens is the size above which top-level statements are parsed as separate
+// chunks, in parallel.
+const chunkTokens = 4096
+
 // buildTree lexes the lines, repairs brace structure (reporting each repair once) and
-// builds the statement tree with participle.
+// builds the statement tree with participle, one chunk of top-level statements at a time
+// on every CPU.
 func buildTree(lines []Line, ds *diagSet) []*Stmt {
-	toks := normalizeBraces(lexLines(lines, ds), ds)
+	lx := lexLines(lines, ds)
+	toks := normalizeBraces(lx.toks, ds)
+	chunks := chunkTopLevel(toks)
+	results := make([][]*Stmt, len(chunks))
+	errs := make([]error, len(chunks))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < min(runtime.GOMAXPROCS(0), len(chunks)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				results[i], errs[i] = parseChunk(chunks[i], &lx)
+			}
+		}()
+	}
+	for i := range chunks {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	var out []*Stmt
+	for i, r := range results {
+		if errs[i] != nil {
+			var pos Pos
+			var pe participle.Error
+			if errors.As(errs[i], &pe) {
+				pos = posOf(pe.Position())
+			}
+			ds.add(pos, Fatal, "syntax: %v", errs[i])
+			continue
+		}
+		out = append(out, r...)
+	}
+	return out
+}
+
+func parseChunk(toks []lexer.Token, lx *lexed) ([]*Stmt, error) {
 	pl, err := lexer.Upgrade(&tokenSource{toks: toks})
 	if err != nil {
-		ds.add(Pos{}, Fatal, "lexer: %v", err)
-		return nil
+		return nil, err
 	}
 	f, err := treeParser.ParseFromLexer(pl)
 	if err != nil {
-		var pos Pos
-		if pe, ok := err.(participle.Error); ok {
-			pos = posOf(pe.Position())
-		}
-		ds.add(pos, Fatal, "syntax: %v", err)
-		return nil
+		return nil, err
 	}
-	return f.Stmts
+	fillHeads(f.Stmts, lx)
+	return f.Stmts, nil
 }
 
-type openBrace struct {
-	key lexer.Token
+// fillHeads sets Key, Args and Pos of every statement from its head's words.
+func fillHeads(stmts []*Stmt, lx *lexed) {
+	for _, s := range stmts {
+		sp := lx.heads[s.Head.Pos.Offset]
+		h := lx.words[sp.lo:sp.hi]
+		s.Key = h[0].text
+		s.Pos = lexer.Position{Filename: h[0].pos.File, Line: h[0].pos.Line, Column: h[0].pos.Col}
+		if len(h) > 1 {
+			s.Args = make([]Arg, len(h)-1)
+			for i, w := range h[1:] {
+				s.Args[i] = Arg{Tok: lexer.Token{Type: lexer.TokenType(w.kind), Value: w.text,
+					Pos: lexer.Position{Filename: w.pos.File, Line: w.pos.Line, Column: w.pos.Col}}}
+			}
+		}
+		fillHeads(s.Block, lx)
+	}
 }
 
-// normalizeBraces attaches a '{' on its own line to the statement before it, drops a '}'
-// that closes nothing, drops blocks that have no keyword, and closes blocks still open at
-// the end of input.
+// chunkTopLevel cuts a brace-balanced token stream into runs of whole top-level
+// statements of about chunkTokens tokens each.
+func chunkTopLevel(toks []lexer.Token) [][]lexer.Token {
+	var chunks [][]lexer.Token
+	depth, start := 0, 0
+	for i, t := range toks {
+		switch t.Type {
+		case tokLBrace:
+			depth++
+		case tokRBrace:
+			depth--
+		case tokHead:
+			if depth == 0 && i-start >= chunkTokens {
+				chunks = append(chunks, toks[start:i])
+				start = i
+			}
+		}
+	}
+	if start < len(toks) {
+		chunks = append(chunks, toks[start:])
+	}
+	return chunks
+}
+
+// normalizeBraces drops a '}' that closes nothing and blocks that have no keyword, and
+// closes blocks still open at the end of input, reporting each repair once. A '{' on the
+// line after its keyword needs nothing: heads and braces carry no line breaks.
 func normalizeBraces(in []lexer.Token, ds *diagSet) []lexer.Token {
 	out := make([]lexer.Token, 0, len(in)+8)
-	var stack []openBrace
-	var stmtKey lexer.Token
-	atBoundary := true
-	skipDepth := 0 // >0 while dropping a keyword-less block
+	var open []lexer.Token // the head of each open block
+	skipDepth := 0         // >0 while dropping a keyword-less or too deep block
 	for _, t := range in {
 		if skipDepth > 0 {
 			switch t.Type {
@@ -98,53 +180,30 @@ func normalizeBraces(in []lexer.Token, ds *diagSet) []lexer.Token {
 		}
 		switch t.Type {
 		case tokLBrace:
-			for len(out) > 0 && out[len(out)-1].Type == tokEOL {
-				out = out[:len(out)-1]
-			}
-			prev := lexer.TokenType(0)
-			if len(out) > 0 {
-				prev = out[len(out)-1].Type
-			}
-			if prev == 0 || prev == tokLBrace || prev == tokRBrace {
+			if len(out) == 0 || out[len(out)-1].Type != tokHead {
 				ds.add(posOf(t.Pos), Error, "'{' without a keyword before it; block ignored")
 				skipDepth = 1
 				continue
 			}
-			if len(stack) >= maxNesting {
+			if len(open) >= maxNesting {
 				ds.add(posOf(t.Pos), Error, "blocks nested more than %d deep; block ignored", maxNesting)
 				skipDepth = 1
 				continue
 			}
-			stack = append(stack, openBrace{key: stmtKey})
-			atBoundary = true
+			open = append(open, out[len(out)-1])
 		case tokRBrace:
-			if len(stack) == 0 {
+			if len(open) == 0 {
 				ds.add(posOf(t.Pos), Error, "extra '}' ignored")
 				continue
 			}
-			stack = stack[:len(stack)-1]
-			atBoundary = true
-		case tokEOL:
-			atBoundary = true
-		default:
-			if atBoundary {
-				stmtKey = t
-				atBoundary = false
-			}
+			open = open[:len(open)-1]
 		}
 		out = append(out, t)
 	}
-	for i := len(stack) - 1; i >= 0; i-- {
-		k := stack[i].key
-		ds.add(posOf(k.Pos), Error, "missing '}': block %s is not closed", quoteKey(k.Value))
-		pos := k.Pos
-		if len(out) > 0 {
-			pos = out[len(out)-1].Pos
-		}
-		out = append(out, lexer.Token{Type: tokRBrace, Value: "}", Pos: pos},
-			lexer.Token{Type: tokEOL, Value: "\n", Pos: pos})
+	for i := len(open) - 1; i >= 0; i-- {
+		k := open[i]
+		ds.add(posOf(k.Pos), Error, "missing '}': block '%s' is not closed", k.Value)
+		out = append(out, lexer.Token{Type: tokRBrace, Value: "}", Pos: out[len(out)-1].Pos})
 	}
 	return out
 }
-
-func quoteKey(k string) string { return fmt.Sprintf("'%s'", k) }

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what the test suite, the benchmarks and the demo need on a fresh Debian
+# machine. Idempotent and quiet when everything is already there.
+set -euo pipefail
+
+need=()
+command -v keepalived >/dev/null 2>&1 || need+=(keepalived)
+command -v ipvsadm >/dev/null 2>&1 || need+=(ipvsadm)
+command -v git >/dev/null 2>&1 || need+=(git)
+
+if [ ${#need[@]} -gt 0 ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "setup: need root to install: ${need[*]}" >&2
+		exit 1
+	fi
+	echo "setup: installing ${need[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >/dev/null
+	# keepalived's package would start a service if systemd ran; it has no config here.
+	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
+	echo "setup: Go is missing (expected at /usr/local/go)" >&2
+	exit 1
+fi
