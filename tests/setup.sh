@@ -7,6 +7,9 @@ need=()
 command -v keepalived >/dev/null 2>&1 || need+=(keepalived)
 command -v ipvsadm >/dev/null 2>&1 || need+=(ipvsadm)
 command -v git >/dev/null 2>&1 || need+=(git)
+command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
+command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then

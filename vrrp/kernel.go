@@ -1,0 +1,57 @@
+package vrrp
+
+import (
+	"context"
+	"net/netip"
+
+	"gokeepalived/parser"
+)
+
+// The engine's view of the kernel: small interfaces it owns, with Linux implementations
+// (tested in network namespaces) and fakes beside them.
+
+// RxInfo describes where a received advertisement came from.
+type RxInfo struct {
+	Src     netip.Addr // IP source address
+	Dst     netip.Addr // IP destination: the multicast group or our unicast address
+	TTL     int        // IPv4 TTL or IPv6 hop limit, -1 when unknown
+	IfIndex int        // receiving interface
+}
+
+// AdvertConn sends and receives VRRP advertisements (IP protocol 112) of one address
+// family on one interface. One connection serves every instance on that interface and
+// family; the receive loop demultiplexes by VRID.
+type AdvertConn interface {
+	// ReadAdvert blocks until an advertisement arrives and returns its VRRP payload
+	// in buf[:n]. It returns an error once the connection is closed.
+	ReadAdvert(buf []byte) (n int, rx RxInfo, err error)
+	// WriteAdvert sends the VRRP payload b from src to dst (the multicast group or a
+	// unicast peer) with TTL/hop limit ttl.
+	WriteAdvert(b []byte, src, dst netip.Addr, ttl int) error
+	// Close stops the connection; a blocked ReadAdvert returns.
+	Close() error
+}
+
+// AddrEvent is a change of an address on an interface.
+type AddrEvent struct {
+	Ifname string
+	Prefix netip.Prefix
+	Added  bool // false: removed
+}
+
+// AddrManager installs and removes virtual addresses. Add and Del are idempotent: adding
+// an address that is there, or deleting one that is not, succeeds.
+type AddrManager interface {
+	Add(v *parser.VIP) error
+	Del(v *parser.VIP) error
+	// Has reports whether the address is on its interface.
+	Has(v *parser.VIP) (bool, error)
+	// Watch calls fn for every address change until ctx ends.
+	Watch(ctx context.Context, fn func(AddrEvent)) error
+}
+
+// Announcer makes the network learn where the virtual addresses live: gratuitous ARP
+// for IPv4 and unsolicited neighbour advertisements for IPv6, count times per address.
+type Announcer interface {
+	Announce(ifname string, addrs []netip.Addr, count int) error
+}
