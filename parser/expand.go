@@ -5,6 +5,10 @@ import (
 	"strings"
 )
 
+// maxExpandedLine bounds the length of a line after substitution, so that a
+// self-referencing definition ($M=$M $M) cannot grow without limit.
+const maxExpandedLine = 1 << 20
+
 // expand substitutes $NAME (followed by a blank or the end of the line) and ${NAME}
 // (anywhere), including the built-in names. Undefined names are left as they are, so a
 // '$' in a script survives. Substitution is repeated until nothing changes, because a
@@ -14,6 +18,10 @@ func (p *preprocessor) expand(fst *fileState, s string, pos Pos) (string, bool) 
 	for pass := 0; ; pass++ {
 		out, did := p.expandOnce(fst, s, pos)
 		if !did {
+			return s, changed
+		}
+		if len(out) > maxExpandedLine {
+			p.diags.add(pos, Error, "line grows past %d bytes during parameter substitution (recursive definition?)", maxExpandedLine)
 			return s, changed
 		}
 		if pass >= maxExpandDepth {

@@ -54,7 +54,9 @@ func (p *preprocessor) include(fst *fileState, arg string, pos Pos, level int) {
 		return
 	}
 	if !filepath.IsAbs(pattern) {
-		pattern = filepath.Join(fst.dir, pattern)
+		// Relative to the including file, named as that file was (so diagnostics
+		// keep the operator's relative paths).
+		pattern = filepath.Join(filepath.Dir(fst.name), pattern)
 	}
 	wild := strings.ContainsAny(pattern, "*?[")
 	terms := expandBraces(pattern)

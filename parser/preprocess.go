@@ -7,7 +7,9 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Line is one logical configuration line after preprocessing: comments removed,
@@ -25,8 +27,8 @@ type Options struct {
 	ConfigID string
 	// Getenv resolves ${_ENV NAME}; nil means os.Getenv.
 	Getenv func(string) string
-	// RandomSeed seeds ${_RANDOM}; 0 means a fixed seed of 1 unless global
-	// random_seed is used (keepalived seeds from the time; a fixed seed keeps -t reproducible).
+	// RandomSeed seeds ${_RANDOM}; 0 means the time of day, as keepalived. A
+	// "random_seed N" line (global_defs) reseeds from that point on.
 	RandomSeed int64
 	// ReadFile and Glob give access to files; nil means the real file system.
 	ReadFile func(name string) ([]byte, error)
@@ -52,7 +54,7 @@ func (o *Options) fill() {
 		o.MaxLines = 20_000_000
 	}
 	if o.RandomSeed == 0 {
-		o.RandomSeed = 1
+		o.RandomSeed = time.Now().UnixNano()
 	}
 }
 
@@ -99,6 +101,7 @@ type preprocessor struct {
 	stack  []string // absolute paths of the files being read, to detect include loops
 	rnd    *rand.Rand
 	capped bool
+	steps  int // lines processed, expansions included: bounds runaway recursion
 }
 
 // Preprocess reads the configuration file at path with all its includes and returns the
@@ -249,8 +252,14 @@ func (p *preprocessor) line(fst *fileState, line string, pos Pos, depth int) {
 	if p.capped {
 		return
 	}
+	if p.steps++; p.steps > 4*p.opts.MaxLines {
+		p.diags.add(pos, Fatal, "preprocessing does not terminate (recursive multi-line definition?); stopped")
+		p.capped = true
+		return
+	}
 	if depth > maxExpandDepth {
-		p.diags.add(pos, Error, "definitions nested more than %d deep (recursive definition?)", maxExpandDepth)
+		p.diags.add(pos, Fatal, "definitions nested more than %d deep (recursive definition?); stopped", maxExpandDepth)
+		p.capped = true
 		return
 	}
 	trimmed := strings.TrimLeft(line, " \t")
@@ -264,8 +273,13 @@ func (p *preprocessor) line(fst *fileState, line string, pos Pos, depth int) {
 		p.include(fst, strings.TrimSpace(rest), pos, fst.check|lvl)
 		return
 	}
-	if word == "include_check" {
+	switch word {
+	case "include_check":
 		fst.check = parseIncludeCheck(fst.check, rest)
+	case "random_seed":
+		if n, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64); err == nil {
+			p.rnd.Seed(n)
+		}
 	}
 
 	if trimmed[0] == '@' {

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runArgs(args ...string) (code int, stdout, stderr string) {
+	var o, e bytes.Buffer
+	code = run(args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+// TestConfigTestExitCodes checks -t against keepalived's real exit codes.
+func TestConfigTestExitCodes(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{args: []string{"-t", "-f", "/nonexistent/keepalived.conf"}, code: 4, msg: "cannot read configuration file"},
+		{args: []string{"--config-test", "--use-file=../../parser/testdata/errors/syntax.conf"}, code: 5, msg: "did you mean 'priority'"},
+		{args: []string{"-t", "-f", "../../parser/testdata/errors/vrrp_script_security_off.conf"}, code: 6, msg: "SECURITY VIOLATION"},
+		{args: []string{"-t", "-f", "../../parser/testdata/golden/vrrp_basic.conf"}, code: 0},
+	}
+	for _, tc := range tests {
+		code, _, stderr := runArgs(tc.args...)
+		if code != tc.code {
+			t.Errorf("%v: exit %d, want %d\n%s", tc.args, code, tc.code, stderr)
+		}
+		if tc.msg != "" && !strings.Contains(stderr, tc.msg) {
+			t.Errorf("%v: stderr lacks %q:\n%s", tc.args, tc.msg, stderr)
+		}
+	}
+}
+
+// TestSamplesAreClean: every sample in etc/ passes -t for every director id it knows.
+func TestSamplesAreClean(t *testing.T) {
+	files, _ := filepath.Glob("../../etc/*.conf")
+	if len(files) < 3 {
+		t.Fatalf("expected the sample configs in etc/, found %v", files)
+	}
+	for _, f := range files {
+		for _, id := range []string{"", "director1", "director2", "director3"} {
+			args := []string{"-t", "-f", f}
+			if id != "" {
+				args = append(args, "-i", id)
+			}
+			if code, _, stderr := runArgs(args...); code != 0 {
+				t.Errorf("%s -i %q: exit %d\n%s", f, id, code, stderr)
+			}
+		}
+	}
+}
+
+func TestDumpConfig(t *testing.T) {
+	code, out, stderr := runArgs("--dump-config", "-i", "director2", "-f", "../../etc/keepalived.conf")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var cfg struct {
+		Global struct {
+			RouterID string `json:"router_id"`
+		} `json:"global_defs"`
+		Instances []struct {
+			Priority int `json:"priority"`
+		} `json:"vrrp_instances"`
+		VirtualServers []struct {
+			RealServers []json.RawMessage `json:"real_servers"`
+		} `json:"virtual_servers"`
+	}
+	if err := json.Unmarshal([]byte(out), &cfg); err != nil {
+		t.Fatalf("dump is not JSON: %v", err)
+	}
+	if cfg.Global.RouterID != "director2" || len(cfg.Instances) != 2 || cfg.Instances[0].Priority != 100 {
+		t.Errorf("unexpected dump: %+v", cfg)
+	}
+	if len(cfg.VirtualServers) != 2 || len(cfg.VirtualServers[0].RealServers) != 6 {
+		t.Errorf("want 2 virtual servers of 6 real servers, got %+v", cfg.VirtualServers)
+	}
+}
+
+func TestUsageAndVersion(t *testing.T) {
+	if code, out, _ := runArgs("--version"); code != 0 || !strings.HasPrefix(out, "gokeepalived ") {
+		t.Errorf("--version: %d %q", code, out)
+	}
+	if code, _, _ := runArgs("--no-such-flag"); code != exitUsage {
+		t.Errorf("bad flag: exit %d", code)
+	}
+}

@@ -1,0 +1,8 @@
+// Package guest holds tests that run only inside the test VM (package
+// gokeepalived/tests/vm), which has a kernel with IPVS. The guest-only tests carry the
+// build tag "vmguest", so a plain `go test ./...` does not compile them; the host-side
+// TestVMSmoke in tests/vm builds them with the tag and runs them in the VM. A binary built
+// with the tag refuses to run unless GKA_IN_VM=1 (set by the VM's /init).
+//
+// probe_test.go has no tag: its IPVS probe test runs on the host too.
+package guest
