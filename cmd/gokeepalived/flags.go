@@ -11,11 +11,21 @@ const defaultConfigFile = "/etc/keepalived/keepalived.conf"
 
 // options are the command-line flags, named as keepalived's.
 type options struct {
-	configFile string
-	configID   string
-	configTest bool
-	dumpConfig bool
-	version    bool
+	configFile     string
+	configID       string
+	configTest     bool
+	dumpConfig     bool
+	version        bool
+	dontFork       bool
+	logConsole     bool
+	logDetail      bool
+	vrrpOnly       bool
+	checkOnly      bool
+	pidFile        string
+	vrrpPidFile    string
+	checkPidFile   string
+	dontReleaseVIP bool
+	dontReleaseLVS bool
 }
 
 // parseFlags reads keepalived-compatible flags (short and long forms).
@@ -28,6 +38,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVarP(&o.configTest, "config-test", "t", false, "check the configuration, print diagnostics and exit (0 ok, 4 cannot run, 5 errors, 6 script security)")
 	fs.BoolVar(&o.dumpConfig, "dump-config", false, "print the parsed configuration as JSON and exit")
 	fs.BoolVarP(&o.version, "version", "v", false, "print the version and exit")
+	fs.BoolVarP(&o.dontFork, "dont-fork", "n", false, "stay in the foreground (gokeepalived never forks: daemonizing is systemd's job)")
+	fs.BoolVarP(&o.logConsole, "log-console", "l", false, "log to the console (standard error)")
+	fs.BoolVarP(&o.logDetail, "log-detail", "D", false, "detailed log messages")
+	fs.BoolVarP(&o.vrrpOnly, "vrrp", "P", false, "run only the VRRP engine")
+	fs.BoolVarP(&o.checkOnly, "check", "C", false, "run only the health-check engine")
+	fs.StringVarP(&o.pidFile, "pid", "p", "/run/keepalived.pid", "pid file")
+	fs.StringVarP(&o.vrrpPidFile, "vrrp_pid", "r", "", "accepted for compatibility (one process runs both engines)")
+	fs.StringVarP(&o.checkPidFile, "checkers_pid", "c", "", "accepted for compatibility (one process runs both engines)")
+	fs.BoolVarP(&o.dontReleaseVIP, "dont-release-vrrp", "V", false, "leave the virtual addresses in place on stop")
+	fs.BoolVarP(&o.dontReleaseLVS, "dont-release-ipvs", "I", false, "leave the IPVS table in place on stop")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -42,8 +42,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return ds.ExitCode()
 	}
-	fmt.Fprintln(stderr, "gokeepalived: the VRRP and health-check engines are not built yet; only -t/--config-test and --dump-config work")
-	return exitUsage
+	return runDaemon(o, stderr)
 }
 
 func load(o *options) (*parser.Config, parser.Diagnostics) {

@@ -1,0 +1,227 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"gokeepalived/tests/netns"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 && os.Getenv("CI") != "true" {
+		// netns.RequireRoot skips each test; nothing to build.
+		os.Exit(m.Run())
+	}
+	dir, err := os.MkdirTemp("", "gka-lab-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	binary, err = BuildBinary(ctx, dir)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// seedConfig is a director of the seed scenario: one VIP, v2 with PASS authentication.
+func seedConfig(prio int, extra string) string {
+	return fmt.Sprintf(`
+vrrp_instance VI_1 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority %d
+    advert_int 1
+    %s
+    authentication {
+        auth_type PASS
+        auth_pass seedpass
+    }
+    virtual_ipaddress {
+        %s/24
+    }
+}
+`, prio, extra, VIP)
+}
+
+// watchHolders polls who holds addr and reports the longest time two or more directors
+// held it at once; stop returns that duration.
+func watchHolders(l *Lab, addr string) (stop func() time.Duration) {
+	var (
+		mu      sync.Mutex
+		worst   time.Duration
+		since   time.Time
+		stopped = make(chan struct{})
+		done    = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stopped:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			n := len(l.Holders(addr))
+			mu.Lock()
+			now := time.Now()
+			if n > 1 {
+				if since.IsZero() {
+					since = now
+				}
+				worst = max(worst, now.Sub(since))
+			} else {
+				since = time.Time{}
+			}
+			mu.Unlock()
+		}
+	}()
+	return func() time.Duration {
+		close(stopped)
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return worst
+	}
+}
+
+func waitHolder(t *testing.T, l *Lab, addr string, want int, timeout time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	netns.Eventually(t, timeout, fmt.Sprintf("director %d alone holds %s", want+1, addr), func() bool {
+		return slices.Equal(l.Holders(addr), []int{want})
+	})
+	return time.Since(start)
+}
+
+// TestSeedCluster runs three gokeepalived directors with the seed's priorities through
+// election, crash, graceful stop and return, checking that two directors never hold the
+// VIP at once and that the client learns the new master from its gratuitous ARP.
+func TestSeedCluster(t *testing.T) {
+	l := New(t, 3)
+	stop := watchHolders(l, VIP)
+	d1 := l.Start(0, "d1", seedConfig(150, ""), binary)
+	l.Start(1, "d2", seedConfig(100, ""), binary)
+	l.Start(2, "d3", seedConfig(50, ""), binary)
+
+	waitHolder(t, l, VIP, 0, 10*time.Second)
+	// The client talks to the VIP: its neighbour table now points at director 1.
+	l.Client.Run("ping", "-c1", "-W2", VIP)
+	if got := l.ClientNeigh(VIP); got != l.MAC(0) {
+		t.Fatalf("client resolves the VIP to %q, want director 1 %q", got, l.MAC(0))
+	}
+
+	// SIGKILL: no priority-0 advert; director 2 takes over after Master_Down_Interval
+	// (3 x 1 s + (256-100)/256 s) and its gratuitous ARP updates the client.
+	d1.Signal(syscall.SIGKILL)
+	d1.Wait(5 * time.Second)
+	took := waitHolder(t, l, VIP, 1, 8*time.Second)
+	t.Logf("SIGKILL takeover seen after %v", took)
+	netns.Eventually(t, 3*time.Second, "client learns director 2's MAC from its gratuitous ARP", func() bool {
+		return l.ClientNeigh(VIP) == l.MAC(1)
+	})
+
+	// The crashed director still has the VIP on its interface (nobody removed it). When
+	// it comes back it first removes that leftover, then preempts.
+	if !slices.Contains(l.HoldersAll(VIP), 0) {
+		t.Fatal("expected the killed director to keep its VIP, as after a crash")
+	}
+	l.Start(0, "d1-again", seedConfig(150, ""), binary)
+	netns.Eventually(t, 2*time.Second, "leftover VIP removed at start", func() bool {
+		return !slices.Contains(l.HoldersAll(VIP), 0)
+	})
+	waitHolder(t, l, VIP, 0, 10*time.Second)
+	if got := l.HoldersAll(VIP); !slices.Equal(got, []int{0}) {
+		t.Errorf("after preemption the VIP is on %v", got)
+	}
+
+	if worst := stop(); worst > 200*time.Millisecond {
+		t.Errorf("two directors held the VIP at once for %v", worst)
+	}
+}
+
+// TestGracefulStop: SIGTERM makes the master send priority 0, so the backup takes over
+// after its skew time only (0.61 s at priority 100), well before Master_Down_Interval.
+func TestGracefulStop(t *testing.T) {
+	l := New(t, 2)
+	d1 := l.Start(0, "d1", seedConfig(150, ""), binary)
+	d2 := l.Start(1, "d2", seedConfig(100, ""), binary)
+	waitHolder(t, l, VIP, 0, 10*time.Second)
+	start := time.Now()
+	d1.Signal(syscall.SIGTERM)
+	waitHolder(t, l, VIP, 1, 5*time.Second)
+	took := time.Since(start)
+	t.Logf("graceful takeover after %v", took)
+	if took > 3*time.Second {
+		t.Errorf("takeover took %v: the priority-0 advert was not honoured", took)
+	}
+	if !d1.Wait(5 * time.Second) {
+		t.Fatal("d1 did not exit on SIGTERM")
+	}
+	_ = d2
+}
+
+// TestNopreempt: a returning higher-priority director does not take the VIP back.
+func TestNopreempt(t *testing.T) {
+	l := New(t, 2)
+	d1 := l.Start(0, "d1", seedConfig(150, "nopreempt"), binary)
+	l.Start(1, "d2", seedConfig(100, "nopreempt"), binary)
+	waitHolder(t, l, VIP, 0, 10*time.Second)
+	d1.Signal(syscall.SIGKILL)
+	d1.Wait(5 * time.Second)
+	waitHolder(t, l, VIP, 1, 8*time.Second)
+	l.Start(0, "d1-again", seedConfig(150, "nopreempt"), binary)
+	netns.Eventually(t, 2*time.Second, "leftover VIP removed at start", func() bool {
+		return !slices.Contains(l.HoldersAll(VIP), 0)
+	})
+	// Give the returning director well over its Master_Down_Interval to misbehave.
+	deadline := time.Now().Add(6 * time.Second)
+	for time.Now().Before(deadline) {
+		if h := l.Holders(VIP); !slices.Equal(h, []int{1}) {
+			t.Fatalf("holders %v: nopreempt director took the VIP back", h)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestInteropKeepalived: a mixed cluster with Debian's keepalived 2.2.7 (v2, PASS auth)
+// elects by priority and fails over in both directions.
+func TestInteropKeepalived(t *testing.T) {
+	ka, err := exec.LookPath("keepalived")
+	if err != nil {
+		t.Fatal("keepalived is not installed (tests/setup.sh installs it)")
+	}
+	l := New(t, 2)
+	gk := l.Start(0, "gk", seedConfig(150, ""), binary)
+	kd := l.Start(1, "ka", seedConfig(100, ""), ka, "-P", "-r", l.dir+"/ka-vrrp.pid")
+	waitHolder(t, l, VIP, 0, 10*time.Second)
+
+	// gokeepalived master stops: keepalived takes over.
+	gk.Signal(syscall.SIGTERM)
+	waitHolder(t, l, VIP, 1, 5*time.Second)
+
+	// gokeepalived returns with the higher priority: keepalived yields.
+	l.Start(0, "gk-again", seedConfig(150, ""), binary)
+	waitHolder(t, l, VIP, 0, 10*time.Second)
+
+	// keepalived with a higher priority takes over from gokeepalived.
+	kd.Signal(syscall.SIGTERM)
+	kd.Wait(5 * time.Second)
+	l.Start(1, "ka-high", seedConfig(200, ""), ka, "-P", "-r", l.dir+"/ka-high-vrrp.pid")
+	waitHolder(t, l, VIP, 1, 10*time.Second)
+}

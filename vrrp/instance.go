@@ -1,0 +1,302 @@
+package vrrp
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"gokeepalived/parser"
+)
+
+// Transition is a state change of an instance, as reported to notify scripts, the FIFO,
+// logs and the status API.
+type Transition struct {
+	Instance string
+	From, To State
+	Priority uint8
+	Reason   string
+	At       time.Time
+}
+
+// instance runs one vrrp_instance: it feeds events to its Machine and performs the
+// actions through the kernel interfaces. Everything that touches the Machine happens on
+// the instance's goroutine.
+type instance struct {
+	name   string
+	cfg    *parser.VRRPInstance
+	family Family
+	pol    rxPolicy
+	conn   AdvertConn
+	dsts   []netip.Addr // the multicast group, or the unicast peers
+	src    netip.Addr
+	ttl    int
+	vips   []*parser.VIP // virtual_ipaddress then virtual_ipaddress_excluded
+	vaddrs []netip.Addr  // addresses put in adverts (virtual_ipaddress only)
+	ann    []netip.Addr  // addresses announced (all VIPs)
+	kernel Kernel
+	log    *slog.Logger
+	now    func() time.Time
+
+	keepVIPsOnStop bool // -V: do not remove the addresses at shutdown
+	stopping       bool
+
+	onTransition func(Transition)
+	onLowerPrio  func(name string, src netip.Addr, prio uint8)
+
+	events   chan Event
+	readd    chan *parser.VIP
+	announce chan int
+	stats    Stats
+	buf      []byte
+
+	mu   sync.Mutex
+	snap Machine
+}
+
+// newInstance prepares an instance from its configuration; it does not start it.
+func newInstance(cfg *parser.VRRPInstance, g *parser.GlobalDefs, k Kernel, log *slog.Logger) *instance {
+	in := &instance{
+		name:     cfg.Name,
+		cfg:      cfg,
+		family:   FamilyIPv4,
+		kernel:   k,
+		log:      log.With("instance", cfg.Name),
+		now:      time.Now,
+		events:   make(chan Event, 64),
+		readd:    make(chan *parser.VIP, 16),
+		announce: make(chan int, 4),
+		ttl:      255,
+		src:      cfg.SrcIP,
+	}
+	if cfg.Family == 6 {
+		in.family = FamilyIPv6
+	}
+	in.vips = append(append(in.vips, cfg.VIPs...), cfg.ExcludedVIPs...)
+	for _, v := range cfg.VIPs {
+		in.vaddrs = append(in.vaddrs, v.Prefix.Addr())
+	}
+	for _, v := range in.vips {
+		in.ann = append(in.ann, v.Prefix.Addr())
+	}
+	sorted := slices.Clone(in.vaddrs)
+	slices.SortFunc(sorted, netip.Addr.Compare)
+	in.pol = rxPolicy{
+		version: uint8(cfg.Version), family: in.family, vips: sorted,
+		skipAddrCheck: cfg.SkipCheckAdvAddr || g.SkipCheckAdvAddr,
+		unicast:       len(cfg.UnicastPeers) > 0, checkUnicastSrc: cfg.CheckUnicastSrc || g.CheckUnicastSrc,
+	}
+	if cfg.V3ChecksumAsV2 {
+		in.pol.ckMode = ChecksumMessageOnly
+	}
+	if cfg.Auth != nil && cfg.Version == 2 {
+		switch cfg.Auth.Type {
+		case "PASS":
+			in.pol.authType, in.pol.authData = AuthPass, PassAuthData(cfg.Auth.Pass)
+		case "AH":
+			in.pol.authType = AuthAH
+		}
+	}
+	if len(cfg.UnicastPeers) > 0 {
+		for _, p := range cfg.UnicastPeers {
+			in.dsts = append(in.dsts, p.Addr)
+			q := peerTTL{addr: p.Addr}
+			if p.MinTTL != nil {
+				q.min = *p.MinTTL
+			}
+			if p.MaxTTL != nil {
+				q.max = *p.MaxTTL
+			}
+			in.pol.peers = append(in.pol.peers, q)
+		}
+		if cfg.UnicastTTL > 0 {
+			in.ttl = cfg.UnicastTTL
+		}
+	} else {
+		in.dsts = []netip.Addr{cfg.McastGroup}
+	}
+	return in
+}
+
+// params maps the configuration to the state machine's parameters.
+func (in *instance) params() Params {
+	c := in.cfg
+	return Params{
+		Version: uint8(c.Version), Priority: uint8(c.Priority), AdvertInt: c.AdvertInt.D(),
+		Preempt: !c.Nopreempt, PreemptDelay: c.PreemptDelay.D(), StartMaster: c.State == "MASTER",
+		DownTimerAdverts: c.DownTimerAdverts, LowerPrioNoAdvert: c.LowerPrioNoAdvert,
+		HigherPrioSendAdvert: c.HigherPrioSendAdvert, PrimaryAddr: in.src,
+		GARPMasterDelay: c.GARPMasterDelay.D(), GARPMasterRepeat: c.GARPMasterRepeat,
+		GARPMasterRefresh: c.GARPMasterRefresh.D(), GARPMasterRefreshRepeat: c.GARPMasterRefreshRepeat,
+		GARPLowerPrioRepeat: c.GARPLowerPrioRepeat,
+	}
+}
+
+// run drives the instance until ctx ends, then shuts it down (priority-0 advert and
+// address removal when master) before returning.
+func (in *instance) run(ctx context.Context, fault bool, reason string) {
+	m := NewMachine(in.params())
+	go in.announcer(ctx)
+	m = in.step(m, Event{Kind: EvStart, Now: in.now(), Fault: fault, Reason: reason})
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		timer.Stop()
+		if d := m.NextDeadline(); !d.IsZero() {
+			timer.Reset(time.Until(d))
+		}
+		select {
+		case <-ctx.Done():
+			in.stopping = true
+			in.step(m, Event{Kind: EvShutdown, Now: in.now()})
+			return
+		case ev := <-in.events:
+			ev.Now = in.now()
+			m = in.step(m, ev)
+		case <-timer.C:
+			m = in.step(m, Event{Kind: EvTimer, Now: in.now()})
+		case v := <-in.readd:
+			in.readdVIP(m, v)
+		}
+	}
+}
+
+// deliver hands an event to the instance without blocking the caller (the receive loop
+// or a tracker). A full queue drops the event: adverts repeat every interval.
+func (in *instance) deliver(ev Event) {
+	select {
+	case in.events <- ev:
+	default:
+		in.log.Warn("event queue full; event dropped", "kind", ev.Kind)
+	}
+}
+
+func (in *instance) step(m Machine, ev Event) Machine {
+	from := m.State
+	m, acts := m.Step(ev)
+	for _, a := range acts {
+		in.perform(m, from, a)
+	}
+	in.mu.Lock()
+	in.snap = m
+	in.mu.Unlock()
+	return m
+}
+
+func (in *instance) perform(m Machine, from State, a Action) {
+	switch a.Kind {
+	case ActTransition:
+		in.log.Info("Entering "+a.State.String()+" STATE", "reason", a.Reason, "priority", m.Priority)
+		if a.State == StateMaster {
+			in.stats.BecomeMaster.Add(1)
+		}
+		if from == StateMaster && a.State != StateMaster {
+			in.stats.ReleaseMaster.Add(1)
+		}
+		if in.onTransition != nil {
+			in.onTransition(Transition{Instance: in.name, From: from, To: a.State, Priority: m.Priority, Reason: a.Reason, At: m.LastTransition})
+		}
+	case ActSendAdvert:
+		in.sendAdvert(a.Priority)
+	case ActAddVIPs:
+		for _, v := range in.vips {
+			if err := in.kernel.Addrs.Add(v); err != nil {
+				in.log.Error("cannot add virtual address", "addr", v.Prefix, "dev", v.Dev, "err", err)
+			}
+		}
+	case ActRemoveVIPs:
+		if in.stopping && in.keepVIPsOnStop {
+			in.log.Info("leaving virtual addresses in place (-V)")
+			return
+		}
+		for _, v := range in.vips {
+			if err := in.kernel.Addrs.Del(v); err != nil {
+				in.log.Error("cannot remove virtual address", "addr", v.Prefix, "dev", v.Dev, "err", err)
+			}
+		}
+	case ActAnnounce:
+		if a.Count > 0 && len(in.ann) > 0 {
+			select {
+			case in.announce <- a.Count:
+			default:
+			}
+		}
+	case ActNotifyLowerPrio:
+		in.log.Info("received lower priority advert; re-advertising", "from", a.Src, "priority", a.Priority)
+		if in.onLowerPrio != nil {
+			in.onLowerPrio(in.name, a.Src, a.Priority)
+		}
+	case ActCount:
+		if c := in.stats.counter(a.Counter); c != nil {
+			c.Add(1)
+		}
+	}
+}
+
+// sendAdvert sends one advertisement to every destination.
+func (in *instance) sendAdvert(prio uint8) {
+	a := Advert{Version: uint8(in.cfg.Version), VRID: uint8(in.cfg.VRID), Priority: prio,
+		AuthType: in.pol.authType, AuthData: in.pol.authData, Addrs: in.vaddrs}
+	if a.Version == 3 {
+		a.AdverInt = uint16(in.cfg.AdvertInt.D() / (10 * time.Millisecond))
+	} else {
+		a.AdverInt = uint16(in.cfg.AdvertInt.D() / time.Second)
+	}
+	for _, dst := range in.dsts {
+		b, err := a.AppendMarshal(in.buf[:0], in.pol.ckMode, in.src, dst)
+		if err == nil {
+			in.buf = b
+			err = in.conn.WriteAdvert(b, in.src, dst, in.ttl)
+		}
+		if err != nil {
+			in.stats.SendErr.Add(1)
+			in.log.Warn("cannot send advertisement", "to", dst, "err", err)
+			continue
+		}
+		in.stats.AdvertSent.Add(1)
+		if prio == 0 {
+			in.stats.PriZeroSent.Add(1)
+		}
+	}
+}
+
+// announcer sends announcement bursts off the instance goroutine, so spacing between
+// gratuitous ARPs never delays an advertisement.
+func (in *instance) announcer(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case n := <-in.announce:
+			if err := in.kernel.Announcer.Announce(in.cfg.Interface, in.ann, n); err != nil {
+				in.log.Warn("cannot announce virtual addresses", "err", err)
+			}
+		}
+	}
+}
+
+// readdVIP puts back a virtual address someone else removed while we are master.
+func (in *instance) readdVIP(m Machine, v *parser.VIP) {
+	if m.State != StateMaster {
+		return
+	}
+	in.log.Warn("virtual address removed by someone else; adding it back", "addr", v.Prefix, "dev", v.Dev)
+	if err := in.kernel.Addrs.Add(v); err != nil {
+		in.log.Error("cannot re-add virtual address", "addr", v.Prefix, "err", err)
+		return
+	}
+	in.stats.VIPReadded.Add(1)
+	select {
+	case in.announce <- max(1, in.cfg.GARPMasterRepeat):
+	default:
+	}
+}
+
+// machine returns a copy of the state machine as of the last step.
+func (in *instance) machine() Machine {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.snap
+}

@@ -1,0 +1,265 @@
+package vrrp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gokeepalived/parser"
+)
+
+// Kernel bundles the kernel-facing pieces the engine uses. The Linux implementations are
+// ListenAdvert, NewAddrManager, NewAnnouncer and PrimaryAddr; tests use the fakes.
+type Kernel struct {
+	Listen      func(ifname string, f Family, opts ConnOptions) (AdvertConn, error)
+	Addrs       AddrManager
+	Announcer   Announcer
+	PrimaryAddr func(ifname string, f Family) (netip.Addr, error)
+}
+
+// Manager runs every vrrp_instance of a configuration.
+type Manager struct {
+	kernel Kernel
+	log    *slog.Logger
+
+	// OnTransition, when set before Start, is called (on the instance's goroutine) for
+	// every state change.
+	OnTransition func(Transition)
+	// OnLowerPrio, when set before Start, is called when a master hears a lower priority.
+	OnLowerPrio func(instance string, src netip.Addr, prio uint8)
+	// KeepVIPsOnStop leaves the virtual addresses in place on Stop (keepalived's -V);
+	// the priority-0 advertisement is still sent.
+	KeepVIPsOnStop bool
+
+	mu     sync.Mutex
+	insts  []*instance
+	byName map[string]*instance
+	loops  []*rxLoop
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewManager returns a manager using the given kernel interfaces.
+func NewManager(k Kernel, log *slog.Logger) *Manager {
+	return &Manager{kernel: k, log: log, byName: map[string]*instance{}}
+}
+
+// rxLoop reads one interface and family and hands adverts to instances by VRID.
+type rxLoop struct {
+	ifname  string
+	family  Family
+	conn    AdvertConn
+	byVRID  map[uint8]*instance
+	unknown atomic.Uint64 // adverts for a VRID we do not run
+	short   atomic.Uint64 // too short to carry a VRID
+	logUnk  bool
+	log     *slog.Logger
+}
+
+type loopKey struct {
+	ifname string
+	family Family
+}
+
+// Start opens the sockets, removes virtual addresses left by a predecessor and starts
+// every instance. It returns once all are running.
+func (m *Manager) Start(ctx context.Context, cfg *parser.Config) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cancel != nil {
+		return errors.New("vrrp: manager already started")
+	}
+	loops := map[loopKey]*rxLoop{}
+	groups := map[loopKey][]netip.Addr{}
+	var insts []*instance
+	for _, c := range cfg.Instances {
+		in := newInstance(c, &cfg.Global, m.kernel, m.log)
+		in.onTransition, in.onLowerPrio = m.OnTransition, m.OnLowerPrio
+		in.keepVIPsOnStop = m.KeepVIPsOnStop
+		if c.Interface == "" {
+			return fmt.Errorf("vrrp: instance %s: an interface is required", c.Name)
+		}
+		k := loopKey{c.Interface, in.family}
+		if len(c.UnicastPeers) == 0 && !slices.Contains(groups[k], c.McastGroup) {
+			groups[k] = append(groups[k], c.McastGroup)
+		}
+		if loops[k] == nil {
+			loops[k] = &rxLoop{ifname: c.Interface, family: in.family, byVRID: map[uint8]*instance{},
+				logUnk: cfg.Global.LogUnknownVRIDs, log: m.log.With("interface", c.Interface, "family", in.family.String())}
+		}
+		if other := loops[k].byVRID[uint8(c.VRID)]; other != nil {
+			return fmt.Errorf("vrrp: instances %s and %s share VRID %d on %s", other.name, c.Name, c.VRID, c.Interface)
+		}
+		loops[k].byVRID[uint8(c.VRID)] = in
+		insts = append(insts, in)
+	}
+	var opened []*rxLoop
+	closeAll := func() {
+		for _, l := range opened {
+			l.conn.Close()
+		}
+	}
+	for k, l := range loops {
+		opts := ConnOptions{Groups: groups[k], Unicast: len(groups[k]) == 0}
+		conn, err := m.kernel.Listen(k.ifname, k.family, opts)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("vrrp: %w", err)
+		}
+		l.conn = conn
+		opened = append(opened, l)
+		for _, in := range l.byVRID {
+			in.conn = conn
+		}
+	}
+	for _, in := range insts {
+		if !in.src.IsValid() && m.kernel.PrimaryAddr != nil {
+			if a, err := m.kernel.PrimaryAddr(in.cfg.Interface, in.family); err == nil {
+				in.src = a
+			} else {
+				in.log.Warn("no source address on the interface yet", "interface", in.cfg.Interface, "err", err)
+			}
+		}
+		if removed, err := RemoveResidual(m.kernel.Addrs, in.vips); err != nil {
+			in.log.Warn("cannot check for leftover virtual addresses", "err", err)
+		} else if len(removed) > 0 {
+			in.log.Info("removed virtual addresses left by a previous run", "count", len(removed))
+		}
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel = cancel
+	m.insts, m.loops = insts, opened
+	for _, in := range insts {
+		m.byName[in.name] = in
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			in.run(runCtx, false, "")
+		}()
+	}
+	for _, l := range opened {
+		go l.run()
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.watchAddrs(runCtx)
+	}()
+	return nil
+}
+
+// Stop shuts every instance down (a master sends priority 0 and removes its addresses),
+// waits for them, and closes the sockets.
+func (m *Manager) Stop() {
+	m.mu.Lock()
+	cancel, loops := m.cancel, m.loops
+	m.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	m.wg.Wait()
+	for _, l := range loops {
+		l.conn.Close()
+	}
+}
+
+// Deliver sends an event to the named instance (used by trackers and tests).
+func (m *Manager) Deliver(name string, ev Event) bool {
+	m.mu.Lock()
+	in := m.byName[name]
+	m.mu.Unlock()
+	if in == nil {
+		return false
+	}
+	in.deliver(ev)
+	return true
+}
+
+func (l *rxLoop) run() {
+	buf := make([]byte, 1500)
+	var adv Advert
+	for {
+		n, rx, err := l.conn.ReadAdvert(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			l.log.Warn("receive error", "err", err)
+			continue
+		}
+		if n < 2 {
+			l.short.Add(1)
+			continue
+		}
+		in := l.byVRID[buf[1]]
+		if in == nil {
+			if l.unknown.Add(1) == 1 || l.logUnk {
+				l.log.Info("advertisement for a VRID we do not run", "vrid", buf[1], "from", rx.Src)
+			}
+			continue
+		}
+		if ra, ok := in.pol.check(&adv, buf[:n], rx, &in.stats); ok {
+			in.deliver(Event{Kind: EvAdvert, Advert: ra})
+		}
+	}
+}
+
+// watchAddrs puts back virtual addresses removed by someone else while we are master.
+func (m *Manager) watchAddrs(ctx context.Context) {
+	err := m.kernel.Addrs.Watch(ctx, func(ev AddrEvent) {
+		if ev.Added {
+			return
+		}
+		for _, in := range m.insts {
+			for _, v := range in.vips {
+				if v.Dev == ev.Ifname && v.Prefix == ev.Prefix {
+					select {
+					case in.readd <- v:
+					default:
+					}
+				}
+			}
+		}
+	})
+	if err != nil && ctx.Err() == nil {
+		m.log.Warn("address watch stopped", "err", err)
+	}
+}
+
+// InstanceStatus is a snapshot of one instance for status output and tests.
+type InstanceStatus struct {
+	Name           string
+	State          State
+	Priority       uint8 // effective
+	BasePriority   uint8
+	MasterAddr     netip.Addr
+	MasterPriority uint8
+	LastTransition time.Time
+	Reason         string
+	Stats          StatsSnapshot
+}
+
+// Status returns a snapshot of every instance, in configuration order.
+func (m *Manager) Status() []InstanceStatus {
+	m.mu.Lock()
+	insts := m.insts
+	m.mu.Unlock()
+	out := make([]InstanceStatus, 0, len(insts))
+	for _, in := range insts {
+		mc := in.machine()
+		out = append(out, InstanceStatus{
+			Name: in.name, State: mc.State, Priority: mc.Priority, BasePriority: mc.P.Priority,
+			MasterAddr: mc.MasterAddr, MasterPriority: mc.MasterPriority,
+			LastTransition: mc.LastTransition, Reason: mc.Reason, Stats: in.stats.Snapshot(),
+		})
+	}
+	return out
+}

@@ -1,0 +1,184 @@
+package vrrp
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"gokeepalived/parser"
+)
+
+// director is one simulated director: a Manager on a FakeLink with its own addresses.
+type director struct {
+	name  string
+	addr  netip.Addr
+	mgr   *Manager
+	addrs *FakeAddrs
+	ann   *FakeAnnouncer
+
+	mu    sync.Mutex
+	trans []Transition
+}
+
+const fakeVIP = "192.168.71.205/24"
+
+func fakeConfig(t *testing.T, prio int, extra string) *parser.Config {
+	t.Helper()
+	text := fmt.Sprintf(`
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    version 3
+    priority %d
+    advert_int 0.05
+    %s
+    virtual_ipaddress {
+        %s
+    }
+}
+`, prio, extra, fakeVIP)
+	cfg, ds := parser.LoadBytes("fake.conf", []byte(text), parser.Options{ConfigID: "x"})
+	if ds.ExitCode() != parser.ExitOK {
+		t.Fatalf("config: %v", ds)
+	}
+	return cfg
+}
+
+func startDirector(t *testing.T, link *FakeLink, name string, last byte, prio int, extra string) *director {
+	t.Helper()
+	d := &director{name: name, addr: netip.AddrFrom4([4]byte{10, 0, 0, last}), addrs: &FakeAddrs{}, ann: &FakeAnnouncer{}}
+	k := Kernel{
+		Listen: func(ifname string, f Family, opts ConnOptions) (AdvertConn, error) {
+			return link.Listen(f, opts, d.addr)
+		},
+		Addrs:       d.addrs,
+		Announcer:   d.ann,
+		PrimaryAddr: func(string, Family) (netip.Addr, error) { return d.addr, nil },
+	}
+	d.mgr = NewManager(k, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d.mgr.OnTransition = func(tr Transition) {
+		d.mu.Lock()
+		d.trans = append(d.trans, tr)
+		d.mu.Unlock()
+	}
+	if err := d.mgr.Start(context.Background(), fakeConfig(t, prio, extra)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.mgr.Stop)
+	return d
+}
+
+func (d *director) state() State { return d.mgr.Status()[0].State }
+
+func (d *director) holdsVIP() bool {
+	return d.addrs.Present("eth0", netip.MustParsePrefix(fakeVIP))
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestManagerFailover runs three directors (the seed's priorities) through the engine
+// with fake kernel interfaces: election, graceful stop, crash and return.
+func TestManagerFailover(t *testing.T) {
+	link := NewFakeLink()
+	d1 := startDirector(t, link, "d1", 1, 150, "")
+	d2 := startDirector(t, link, "d2", 2, 100, "")
+	d3 := startDirector(t, link, "d3", 3, 50, "")
+	all := []*director{d1, d2, d3}
+	holders := func() (n int) {
+		for _, d := range all {
+			if d.holdsVIP() {
+				n++
+			}
+		}
+		return n
+	}
+
+	eventually(t, 3*time.Second, "d1 master", func() bool { return d1.state() == StateMaster })
+	eventually(t, time.Second, "only d1 holds the VIP", func() bool { return d1.holdsVIP() && holders() == 1 })
+	if d2.state() != StateBackup || d3.state() != StateBackup {
+		t.Fatalf("states %v %v", d2.state(), d3.state())
+	}
+	if len(d1.ann.Calls()) == 0 {
+		t.Error("new master sent no gratuitous ARP")
+	}
+
+	// Graceful stop: priority 0, d2 takes over after its skew only.
+	stopped := time.Now()
+	d1.mgr.Stop()
+	eventually(t, time.Second, "d2 master", func() bool { return d2.state() == StateMaster })
+	if took := time.Since(stopped); took > 150*time.Millisecond {
+		t.Errorf("graceful takeover took %v; Master_Down_Interval alone is 150 ms", took)
+	}
+	eventually(t, time.Second, "VIP moved to d2", func() bool { return d2.holdsVIP() && !d1.holdsVIP() && holders() == 1 })
+	if s := d2.mgr.Status()[0].Stats; s.PriZeroRcvd == 0 {
+		t.Errorf("d2 counted no priority-0 advert: %+v", s)
+	}
+
+	// The old master returns and preempts.
+	d1b := startDirector(t, link, "d1b", 1, 150, "")
+	all = append(all, d1b)
+	eventually(t, 3*time.Second, "d1 back as master", func() bool { return d1b.state() == StateMaster })
+	eventually(t, time.Second, "d2 released", func() bool { return d2.state() == StateBackup && !d2.holdsVIP() })
+	if holders() != 1 {
+		t.Errorf("%d holders of the VIP", holders())
+	}
+}
+
+// TestManagerRejectsBadAdverts: malformed and foreign adverts are counted and never
+// change state.
+func TestManagerRejectsBadAdverts(t *testing.T) {
+	link := NewFakeLink()
+	d := startDirector(t, link, "d", 2, 100, "")
+	eventually(t, 3*time.Second, "master", func() bool { return d.state() == StateMaster })
+	inj := d.mgr.loops[0].conn.(*FakeConn) // Inject feeds this connection's receive queue
+	group := DefaultGroup(FamilyIPv4)
+	src := netip.MustParseAddr("10.0.0.9")
+	good := func(mut func(*Advert)) []byte {
+		a := Advert{Version: 3, VRID: 51, Priority: 200, AdverInt: 5, Addrs: []netip.Addr{netip.MustParseAddr("192.168.71.205")}}
+		mut(&a)
+		b, err := a.AppendMarshal(nil, ChecksumPseudoHeader, src, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	badCk := good(func(*Advert) {})
+	badCk[6] ^= 0xff
+	v2 := good(func(a *Advert) { a.Version = 2; a.AdverInt = 1 })
+	inj.Inject([]byte{0x31, 51, 200}, src, group, 255)                 // short
+	inj.Inject(badCk, src, group, 255)                                 // bad checksum
+	inj.Inject(good(func(*Advert) {}), src, group, 254)                // TTL 254 on multicast
+	inj.Inject(v2, src, group, 255)                                    // wrong version
+	inj.Inject(good(func(a *Advert) { a.VRID = 77 }), src, group, 255) // unknown VRID
+	want := StatsSnapshot{PacketLenErr: 1, ChecksumErr: 1, IPTTLErr: 1, VersionErr: 1}
+	defer func() {
+		if t.Failed() {
+			t.Logf("stats: %+v", d.mgr.Status()[0].Stats)
+		}
+	}()
+	eventually(t, time.Second, "all four counted", func() bool {
+		s := d.mgr.Status()[0].Stats
+		return s.PacketLenErr == want.PacketLenErr && s.ChecksumErr == want.ChecksumErr &&
+			s.IPTTLErr == want.IPTTLErr && s.VersionErr == want.VersionErr
+	})
+	if n := d.mgr.loops[0].unknown.Load(); n != 1 {
+		t.Errorf("unknown VRID counted %d times, want 1", n)
+	}
+	if d.state() != StateMaster {
+		t.Fatalf("state changed to %v by bad adverts", d.state())
+	}
+}
