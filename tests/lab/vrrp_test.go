@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -224,4 +225,76 @@ func TestInteropKeepalived(t *testing.T) {
 	kd.Wait(5 * time.Second)
 	l.Start(1, "ka-high", seedConfig(200, ""), ka, "-P", "-r", l.dir+"/ka-high-vrrp.pid")
 	waitHolder(t, l, VIP, 1, 10*time.Second)
+}
+
+// TestIPv6v3: VRRPv3 over IPv6 (ff02::12 from link-local sources) moves an IPv6 VIP,
+// and the client learns the new master from its unsolicited neighbour advertisement.
+func TestIPv6v3(t *testing.T) {
+	const vip6 = "fd71::205"
+	conf := func(prio int) string {
+		return fmt.Sprintf(`
+vrrp_instance VI_6 {
+    interface eth0
+    virtual_router_id 61
+    version 3
+    priority %d
+    advert_int 0.5
+    virtual_ipaddress {
+        %s/64
+    }
+}
+`, prio, vip6)
+	}
+	l := New(t, 2)
+	d1 := l.Start(0, "d1", conf(150), binary)
+	l.Start(1, "d2", conf(100), binary)
+	waitHolder(t, l, vip6, 0, 10*time.Second)
+	l.Client.Run("ping", "-6", "-c1", "-W2", vip6)
+	if got := l.ClientNeigh(vip6); got != l.MAC(0) {
+		t.Fatalf("client resolves %s to %q, want %q", vip6, got, l.MAC(0))
+	}
+	d1.Signal(syscall.SIGTERM)
+	waitHolder(t, l, vip6, 1, 5*time.Second)
+	netns.Eventually(t, 3*time.Second, "client learns director 2 from its neighbour advertisement", func() bool {
+		return l.ClientNeigh(vip6) == l.MAC(1)
+	})
+}
+
+// TestUnicast: with unicast_src_ip and unicast_peer the directors elect and fail over
+// without multicast.
+func TestUnicast(t *testing.T) {
+	conf := func(self, prio int) string {
+		peers := ""
+		for i := 1; i <= 3; i++ {
+			if i != self {
+				peers += fmt.Sprintf("        192.168.71.%d\n", i)
+			}
+		}
+		return fmt.Sprintf(`
+vrrp_instance VI_U {
+    interface eth0
+    virtual_router_id 71
+    priority %d
+    advert_int 1
+    unicast_src_ip 192.168.71.%d
+    unicast_peer {
+%s    }
+    virtual_ipaddress {
+        %s/24
+    }
+}
+`, prio, self, peers, VIP)
+	}
+	l := New(t, 3)
+	// Multicast VRRP is dropped on the bridge: only unicast can elect.
+	l.Switch.Run("nft", "add table bridge f; add chain bridge f vrrpdrop { type filter hook forward priority 0; }; add rule bridge f vrrpdrop ip daddr 224.0.0.18 counter drop")
+	d1 := l.Start(0, "d1", conf(1, 150), binary)
+	l.Start(1, "d2", conf(2, 100), binary)
+	l.Start(2, "d3", conf(3, 50), binary)
+	waitHolder(t, l, VIP, 0, 10*time.Second)
+	d1.Signal(syscall.SIGTERM)
+	waitHolder(t, l, VIP, 1, 5*time.Second)
+	if out := l.Switch.Run("nft", "list chain bridge f vrrpdrop"); !strings.Contains(out, "packets 0 ") {
+		t.Logf("multicast VRRP dropped by the bridge: %s", strings.TrimSpace(out))
+	}
 }
