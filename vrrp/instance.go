@@ -44,7 +44,7 @@ type instance struct {
 	stopping       bool
 
 	onTransition func(Transition)
-	onLowerPrio  func(name string, src netip.Addr, prio uint8)
+	onLowerPrio  func(name string, src netip.Addr, heard, ours uint8)
 
 	events   chan Event
 	readd    chan *parser.VIP
@@ -226,7 +226,7 @@ func (in *instance) perform(m Machine, from State, a Action) {
 	case ActNotifyLowerPrio:
 		in.log.Info("received lower priority advert; re-advertising", "from", a.Src, "priority", a.Priority)
 		if in.onLowerPrio != nil {
-			in.onLowerPrio(in.name, a.Src, a.Priority)
+			in.onLowerPrio(in.name, a.Src, a.Priority, m.Priority)
 		}
 	case ActCount:
 		if c := in.stats.counter(a.Counter); c != nil {

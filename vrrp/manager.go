@@ -39,6 +39,7 @@ type Manager struct {
 	KeepVIPsOnStop bool
 
 	mu     sync.Mutex
+	notes  *notifications
 	insts  []*instance
 	byName map[string]*instance
 	loops  []*rxLoop
@@ -79,9 +80,21 @@ func (m *Manager) Start(ctx context.Context, cfg *parser.Config) error {
 	loops := map[loopKey]*rxLoop{}
 	groups := map[loopKey][]netip.Addr{}
 	var insts []*instance
+	nt := m.openNotifications(cfg)
 	for _, c := range cfg.Instances {
 		in := newInstance(c, &cfg.Global, m.kernel, m.log)
-		in.onTransition, in.onLowerPrio = m.OnTransition, m.OnLowerPrio
+		in.onTransition = func(t Transition) {
+			nt.transition(t)
+			if m.OnTransition != nil {
+				m.OnTransition(t)
+			}
+		}
+		in.onLowerPrio = func(name string, src netip.Addr, heard, ours uint8) {
+			nt.lowerPrio(name, ours)
+			if m.OnLowerPrio != nil {
+				m.OnLowerPrio(name, src, heard)
+			}
+		}
 		in.keepVIPsOnStop = m.KeepVIPsOnStop
 		if c.Interface == "" {
 			return fmt.Errorf("vrrp: instance %s: an interface is required", c.Name)
@@ -104,6 +117,9 @@ func (m *Manager) Start(ctx context.Context, cfg *parser.Config) error {
 	closeAll := func() {
 		for _, l := range opened {
 			l.conn.Close()
+		}
+		if err := nt.stop(); err != nil {
+			m.log.Warn("notify shutdown", "err", err)
 		}
 	}
 	for k, l := range loops {
@@ -135,7 +151,7 @@ func (m *Manager) Start(ctx context.Context, cfg *parser.Config) error {
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
-	m.insts, m.loops = insts, opened
+	m.insts, m.loops, m.notes = insts, opened, nt
 	for _, in := range insts {
 		m.byName[in.name] = in
 		m.wg.Add(1)
@@ -159,7 +175,8 @@ func (m *Manager) Start(ctx context.Context, cfg *parser.Config) error {
 // waits for them, and closes the sockets.
 func (m *Manager) Stop() {
 	m.mu.Lock()
-	cancel, loops := m.cancel, m.loops
+	cancel, loops, nt := m.cancel, m.loops, m.notes
+	m.cancel = nil
 	m.mu.Unlock()
 	if cancel == nil {
 		return
@@ -168,6 +185,9 @@ func (m *Manager) Stop() {
 	m.wg.Wait()
 	for _, l := range loops {
 		l.conn.Close()
+	}
+	if err := nt.stop(); err != nil {
+		m.log.Warn("notify shutdown", "err", err)
 	}
 }
 

@@ -1,12 +1,16 @@
 package vrrp
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,8 +32,15 @@ type director struct {
 const fakeVIP = "192.168.71.205/24"
 
 func fakeConfig(t *testing.T, prio int, extra string) *parser.Config {
+	return fakeConfigWith(t, "", prio, extra)
+}
+
+func fakeConfigWith(t *testing.T, global string, prio int, extra string) *parser.Config {
 	t.Helper()
 	text := fmt.Sprintf(`
+global_defs {
+    %s
+}
 vrrp_instance VI_1 {
     interface eth0
     virtual_router_id 51
@@ -41,7 +52,7 @@ vrrp_instance VI_1 {
         %s
     }
 }
-`, prio, extra, fakeVIP)
+`, global, prio, extra, fakeVIP)
 	cfg, ds := parser.LoadBytes("fake.conf", []byte(text), parser.Options{ConfigID: "x"})
 	if ds.ExitCode() != parser.ExitOK {
 		t.Fatalf("config: %v", ds)
@@ -50,6 +61,11 @@ vrrp_instance VI_1 {
 }
 
 func startDirector(t *testing.T, link *FakeLink, name string, last byte, prio int, extra string) *director {
+	t.Helper()
+	return startDirectorCfg(t, link, name, last, fakeConfig(t, prio, extra))
+}
+
+func startDirectorCfg(t *testing.T, link *FakeLink, name string, last byte, cfg *parser.Config) *director {
 	t.Helper()
 	d := &director{name: name, addr: netip.AddrFrom4([4]byte{10, 0, 0, last}), addrs: &FakeAddrs{}, ann: &FakeAnnouncer{}}
 	k := Kernel{
@@ -66,7 +82,7 @@ func startDirector(t *testing.T, link *FakeLink, name string, last byte, prio in
 		d.trans = append(d.trans, tr)
 		d.mu.Unlock()
 	}
-	if err := d.mgr.Start(context.Background(), fakeConfig(t, prio, extra)); err != nil {
+	if err := d.mgr.Start(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.mgr.Stop)
@@ -180,5 +196,41 @@ func TestManagerRejectsBadAdverts(t *testing.T) {
 	}
 	if d.state() != StateMaster {
 		t.Fatalf("state changed to %v by bad adverts", d.state())
+	}
+}
+
+// TestManagerNotifyFIFO: state changes reach vrrp_notify_fifo in keepalived's format and
+// order, STOP included.
+func TestManagerNotifyFIFO(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vrrp.fifo")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	link := NewFakeLink()
+	d := startDirectorCfg(t, link, "d", 2, fakeConfigWith(t, "vrrp_notify_fifo "+path, 120, ""))
+	eventually(t, 3*time.Second, "master", func() bool { return d.state() == StateMaster })
+	d.mgr.Stop()
+	want := []string{`INSTANCE "VI_1" BACKUP 120`, `INSTANCE "VI_1" MASTER 120`, `INSTANCE "VI_1" STOP 120`}
+	for _, w := range want {
+		select {
+		case got := <-lines:
+			if got != w {
+				t.Fatalf("FIFO line %q, want %q", got, w)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatalf("no FIFO line; want %q", w)
+		}
 	}
 }
