@@ -11,13 +11,14 @@ import (
 // brace or the end of the line) is one tokHead token; participle then only sees heads and
 // braces, which keeps the tree build linear and cheap.
 const (
-	tokHead lexer.TokenType = iota + 1
+	tokHead   lexer.TokenType = iota + 1
+	tokLeaves                 // a run of consecutive heads without blocks (see mergeLeaves)
 	tokLBrace
 	tokRBrace
 )
 
 var tokenSymbols = map[string]lexer.TokenType{
-	"EOF": lexer.EOF, "Head": tokHead, "LBrace": tokLBrace, "RBrace": tokRBrace,
+	"EOF": lexer.EOF, "Head": tokHead, "Leaves": tokLeaves, "LBrace": tokLBrace, "RBrace": tokRBrace,
 }
 
 // scriptKeywords take the rest of their line as one raw, shell-quoted argument
@@ -38,19 +39,15 @@ const (
 	wordRaw           // the raw rest of a script keyword's line
 )
 
-// word is one word of a statement head.
-type word struct {
-	text string
-	kind int
-	pos  Pos
-}
-
 // lexed is the lexer's output: the token stream for participle and, for each tokHead
 // token (its Pos.Offset is the index), the span of words of that head.
 type lexed struct {
 	toks  []lexer.Token
-	words []word
+	words []Arg
 	heads []span
+	// runEnd[i] is, for a tokLeaves token whose Offset is i, the index of the last
+	// head of the run.
+	runEnd map[int]int
 }
 
 // span is a range of lexed.words.
@@ -63,7 +60,7 @@ type span struct{ lo, hi int }
 func lexLines(lines []Line, ds *diagSet) lexed {
 	lx := lexed{
 		toks:  make([]lexer.Token, 0, len(lines)+len(lines)/4),
-		words: make([]word, 0, 3*len(lines)),
+		words: make([]Arg, 0, 3*len(lines)),
 		heads: make([]span, 0, len(lines)),
 	}
 	for _, l := range lines {
@@ -76,7 +73,7 @@ func (lx *lexed) line(l Line, ds *diagSet) {
 	s := l.Text
 	at := func(i int) Pos { return Pos{File: l.Pos.File, Line: l.Pos.Line, Col: l.Pos.Col + i} }
 	start := len(lx.words)
-	add := func(w word) { lx.words = append(lx.words, w) }
+	add := func(w Arg) { lx.words = append(lx.words, w) }
 	flush := func() {
 		if len(lx.words) == start {
 			return
@@ -109,18 +106,18 @@ func (lx *lexed) line(l Line, ds *diagSet) {
 			end := strings.IndexByte(s[i+1:], '"')
 			if end < 0 {
 				ds.add(at(i), Error, "unmatched quote")
-				add(word{text: s[i+1:], kind: wordQuoted, pos: at(i)})
+				add(Arg{text: s[i+1:], kind: wordQuoted, pos: at(i)})
 				i = len(s)
 				break
 			}
-			add(word{text: s[i+1 : i+1+end], kind: wordQuoted, pos: at(i)})
+			add(Arg{text: s[i+1 : i+1+end], kind: wordQuoted, pos: at(i)})
 			i += end + 2
 		default:
 			j := i
 			for j < len(s) && !strings.ContainsRune(" \t\r\v\f{}\"", rune(s[j])) {
 				j++
 			}
-			add(word{text: s[i:j], kind: wordPlain, pos: at(i)})
+			add(Arg{text: s[i:j], kind: wordPlain, pos: at(i)})
 			i = j
 			if len(lx.words)-start == 1 && scriptKeywords[lx.words[start].text] {
 				for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
@@ -128,7 +125,7 @@ func (lx *lexed) line(l Line, ds *diagSet) {
 				}
 				end := rawEnd(s, i)
 				if raw := strings.TrimRight(s[i:end], " \t"); raw != "" {
-					add(word{text: raw, kind: wordRaw, pos: at(i)})
+					add(Arg{text: raw, kind: wordRaw, pos: at(i)})
 				}
 				i = end
 			}

@@ -3,8 +3,6 @@ package parser
 import (
 	"net/netip"
 	"strconv"
-
-	"github.com/alecthomas/participle/v2/lexer"
 )
 
 // TrackRef is one line of a track_* block of a vrrp_instance or vrrp_sync_group:
@@ -37,7 +35,7 @@ func (c *ctx) blockName(s *Stmt) (string, bool) {
 }
 
 // keyArg returns the keyword of s as an argument (for block lines that are values).
-func keyArg(s *Stmt) Arg { return Arg{Tok: lexer.Token{Value: s.Key, Pos: s.Pos}} }
+func keyArg(s *Stmt) Arg { return Arg{text: s.Key, pos: s.At()} }
 
 // weightArgs parses "W [reverse|noreverse]" (args starts at W). reverse is nil when
 // neither was given. ok is false when W is invalid.
@@ -93,7 +91,7 @@ func parseTrackBlock(c *ctx, s *Stmt, lo, hi int64, noreverse bool) []*TrackRef 
 			case len(l.Args) < 2:
 				c.errorf(l.Args[0].At(), "%s '%s': 'weight' needs a value; ignored", s.Key, l.Key)
 			default:
-				ws := &Stmt{Pos: l.Pos, Key: s.Key + " " + l.Key}
+				ws := &Stmt{pos: l.pos, Key: s.Key + " " + l.Key}
 				if w, rev, ok := c.weightArgs(ws, l.Args[1:], lo, hi, noreverse); ok {
 					t.Weight, t.weightSet = w, true
 					if rev != nil {

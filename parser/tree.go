@@ -13,37 +13,39 @@ import (
 // nested statements. Participle builds the structure from statement heads and braces;
 // Key and Args are then filled from the lexer's words for that head.
 type Stmt struct {
-	Head  lexer.Token `parser:"@Head"`
+	Head  lexer.Token `parser:"@( Head | Leaves )"`
 	Open  bool        `parser:"( @LBrace"`
 	Block []*Stmt     `parser:"  @@* RBrace )?"`
 
-	Pos  lexer.Position
 	Key  string
 	Args []Arg
+	pos  Pos
 }
 
-// Arg is one argument of a statement.
+// Arg is one word of a statement: the keyword or an argument.
 type Arg struct {
-	Tok lexer.Token
+	text string
+	kind int
+	pos  Pos
 }
 
 // Value returns the argument text (quotes removed).
-func (a Arg) Value() string { return a.Tok.Value }
+func (a Arg) Value() string { return a.text }
 
 // Quoted reports whether the argument was written in double quotes.
-func (a Arg) Quoted() bool { return a.Tok.Type == wordQuoted }
+func (a Arg) Quoted() bool { return a.kind == wordQuoted }
 
 // At returns the position of the argument.
-func (a Arg) At() Pos { return posOf(a.Tok.Pos) }
+func (a Arg) At() Pos { return a.pos }
 
 // At returns the position of the statement's keyword.
-func (s *Stmt) At() Pos { return posOf(s.Pos) }
+func (s *Stmt) At() Pos { return s.pos }
 
 // Values returns the argument texts.
 func (s *Stmt) Values() []string {
 	out := make([]string, len(s.Args))
 	for i, a := range s.Args {
-		out[i] = a.Tok.Value
+		out[i] = a.text
 	}
 	return out
 }
@@ -70,7 +72,7 @@ const chunkTokens = 4096
 // on every CPU.
 func buildTree(lines []Line, ds *diagSet) []*Stmt {
 	lx := lexLines(lines, ds)
-	toks := normalizeBraces(lx.toks, ds)
+	toks := lx.mergeLeaves(normalizeBraces(lx.toks, ds))
 	chunks := chunkTopLevel(toks)
 	results := make([][]*Stmt, len(chunks))
 	errs := make([]error, len(chunks))
@@ -115,26 +117,67 @@ func parseChunk(toks []lexer.Token, lx *lexed) ([]*Stmt, error) {
 	if err != nil {
 		return nil, err
 	}
-	fillHeads(f.Stmts, lx)
-	return f.Stmts, nil
+	return fillHeads(f.Stmts, lx), nil
 }
 
-// fillHeads sets Key, Args and Pos of every statement from its head's words.
-func fillHeads(stmts []*Stmt, lx *lexed) {
-	for _, s := range stmts {
-		sp := lx.heads[s.Head.Pos.Offset]
-		h := lx.words[sp.lo:sp.hi]
-		s.Key = h[0].text
-		s.Pos = lexer.Position{Filename: h[0].pos.File, Line: h[0].pos.Line, Column: h[0].pos.Col}
-		if len(h) > 1 {
-			s.Args = make([]Arg, len(h)-1)
-			for i, w := range h[1:] {
-				s.Args[i] = Arg{Tok: lexer.Token{Type: lexer.TokenType(w.kind), Value: w.text,
-					Pos: lexer.Position{Filename: w.pos.File, Line: w.pos.Line, Column: w.pos.Col}}}
+// fillHeads sets Key, Args and position of every statement from its head's words, and
+// expands each run of leaf statements into its statements.
+func fillHeads(stmts []*Stmt, lx *lexed) []*Stmt {
+	out := stmts
+	expanded := false
+	for i, s := range stmts {
+		if s.Head.Type == tokLeaves {
+			if !expanded {
+				out, expanded = append([]*Stmt(nil), stmts[:i]...), true
 			}
+			first, last := s.Head.Pos.Offset, lx.runEnd[s.Head.Pos.Offset]
+			run := make([]Stmt, last-first+1)
+			for j := range run {
+				lx.fill(&run[j], first+j)
+				out = append(out, &run[j])
+			}
+			continue
 		}
-		fillHeads(s.Block, lx)
+		lx.fill(s, s.Head.Pos.Offset)
+		s.Block = fillHeads(s.Block, lx)
+		if expanded {
+			out = append(out, s)
+		}
 	}
+	return out
+}
+
+func (lx *lexed) fill(s *Stmt, head int) {
+	sp := lx.heads[head]
+	s.Key, s.pos = lx.words[sp.lo].text, lx.words[sp.lo].pos
+	if sp.hi > sp.lo+1 {
+		s.Args = lx.words[sp.lo+1 : sp.hi : sp.hi] // shared with the lexer, never appended to
+	}
+}
+
+// mergeLeaves replaces each run of two or more consecutive heads that have no block with
+// one tokLeaves token: participle's cost is per node, and most statements are leaves.
+func (lx *lexed) mergeLeaves(toks []lexer.Token) []lexer.Token {
+	lx.runEnd = map[int]int{}
+	out := toks[:0]
+	for i := 0; i < len(toks); {
+		t := toks[i]
+		j := i
+		for j < len(toks) && toks[j].Type == tokHead && (j+1 >= len(toks) || toks[j+1].Type != tokLBrace) &&
+			(j == i || toks[j].Pos.Offset == toks[j-1].Pos.Offset+1) {
+			j++
+		}
+		if j-i >= 2 {
+			t.Type = tokLeaves
+			lx.runEnd[t.Pos.Offset] = toks[j-1].Pos.Offset
+			out = append(out, t)
+			i = j
+			continue
+		}
+		out = append(out, t)
+		i++
+	}
+	return out
 }
 
 // chunkTopLevel cuts a brace-balanced token stream into runs of whole top-level

@@ -4,12 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-
-	"github.com/alecthomas/participle/v2/lexer"
 )
-
-// tokenOf makes a word token for hand-built statements.
-func tokenOf(w string) lexer.Token { return lexer.Token{Type: wordPlain, Value: w} }
 
 // loadLVS parses conf and returns the config and the diagnostics joined one a line.
 func loadLVS(t *testing.T, conf string) (*Config, string) {
@@ -147,7 +142,7 @@ func TestForwarding(t *testing.T) {
 			c := &ctx{ds: &diagSet{}, cfg: &Config{}}
 			s := &Stmt{Key: "lvs_method"}
 			for _, w := range strings.Fields(tt.args) {
-				s.Args = append(s.Args, Arg{Tok: tokenOf(w)})
+				s.Args = append(s.Args, Arg{text: w})
 			}
 			got, ok := c.forwarding(s)
 			var diags string

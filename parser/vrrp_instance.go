@@ -208,7 +208,7 @@ func parseUnicastPeer(c *ctx, l *Stmt) *UnicastPeer {
 			break
 		}
 		i++
-		n, ok := c.intArg(&Stmt{Pos: l.Pos, Key: opt.Value(), Args: l.Args}, i, 0, 255)
+		n, ok := c.intArg(&Stmt{pos: l.pos, Key: opt.Value(), Args: l.Args}, i, 0, 255)
 		if !ok {
 			continue
 		}

@@ -45,6 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return runDaemon(o, stderr)
 }
 
+// load parses the configuration.
 func load(o *options) (*parser.Config, parser.Diagnostics) {
 	return parser.Load(o.configFile, parser.Options{ConfigID: o.configID})
 }

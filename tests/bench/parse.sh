@@ -26,3 +26,14 @@ echo "$out" | awk '
 		printf "median keepalived -t:      %.1f ms\n", km / 1e6
 		printf "ratio keepalived/gokeepalived: %.2f\n", km / gm
 	}'
+
+# The same comparison as whole processes, with peak memory: "gokeepalived -t" against
+# "keepalived -t" (which parses the file in its parent and again in each child).
+conf=$(mktemp -d)/keepalived.conf
+trap 'rm -rf "$(dirname "$conf")"' EXIT
+$GO test ./tests/bench -run '^TestWriteLargeConfig$' -count=1 -args -out "$conf" >/dev/null
+for bin in bin/gokeepalived keepalived; do
+	for i in $(seq "$COUNT"); do
+		/usr/bin/time -f "%e %M" "$bin" -t -f "$conf" 2>&1 >/dev/null | tail -1
+	done | sort -n | awk -v b="$bin" '{ t[NR] = $1; m[NR] = $2 } END { printf "%-18s -t: median %.2f s, peak RSS %d MB (%d runs)\n", b, t[int((NR + 1) / 2)], m[int((NR + 1) / 2)] / 1024, NR }'
+done

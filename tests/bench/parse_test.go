@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,5 +77,28 @@ func BenchmarkKeepalivedConfigTest10kVS(b *testing.B) {
 		if err != nil {
 			b.Fatalf("keepalived -t: %v\n%s", err, out)
 		}
+	}
+}
+
+var outPath = flag.String("out", "", "TestWriteLargeConfig: where to write the generated configuration")
+
+// TestWriteLargeConfig writes the benchmark's configuration to -out (parse.sh uses it
+// for the whole-process comparison); without -out it checks a small one parses cleanly.
+func TestWriteLargeConfig(t *testing.T) {
+	path, nVS := *outPath, benchVS
+	if path == "" {
+		path, nVS = filepath.Join(t.TempDir(), "keepalived.conf"), 10
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := writeLargeConfig(f, nVS, benchRS); err != nil {
+		t.Fatal(err)
+	}
+	cfg, ds := parser.Load(path, parser.Options{ConfigID: "bench"})
+	if ds.ExitCode() != parser.ExitOK || len(cfg.VirtualServers) != nVS {
+		t.Fatalf("generated config: %d virtual servers, %v", len(cfg.VirtualServers), ds)
 	}
 }
