@@ -46,6 +46,7 @@ type Params struct {
 	LowerPrioNoAdvert    bool          // master does not answer a lower-priority advert
 	HigherPrioSendAdvert bool          // master sends one advert before yielding
 	PrimaryAddr          netip.Addr    // our source address, for the equal-priority tie-break
+	SyncGroup            bool          // member of a vrrp_sync_group: MASTER only with the group
 
 	GARPMasterDelay         time.Duration // second burst after becoming master (0 = none)
 	GARPMasterRepeat        int           // announcements per burst
@@ -72,6 +73,7 @@ type Machine struct {
 	GARPAt            time.Time // MASTER: second announcement burst
 	RefreshAt         time.Time // MASTER: next periodic announcement
 	PreemptDelayStart time.Time // BACKUP: first lower-priority advert under preempt_delay
+	WantMaster        bool      // sync group member whose master-down timer expired
 
 	LastTransition time.Time
 	Reason         string // why the last transition happened
@@ -95,6 +97,10 @@ const (
 	EvFault
 	// EvShutdown stops the instance (SIGTERM, or removed on reload).
 	EvShutdown
+	// EvGroupMaster: every member of our sync group wants MASTER; go.
+	EvGroupMaster
+	// EvGroupBackup: another member of our sync group left MASTER; follow it.
+	EvGroupBackup
 )
 
 // RxAdvert is the part of a received advertisement the state machine uses.
@@ -136,6 +142,8 @@ const (
 	// ActCount increments the named per-instance counter (keepalived's stats names)
 	// for an advert the state machine itself rejects.
 	ActCount
+	// ActWantMaster: a sync group member would become MASTER; the group decides.
+	ActWantMaster
 )
 
 // Action is one effect of a Step.
@@ -201,6 +209,12 @@ func (m Machine) Step(ev Event) (Machine, []Action) {
 		acts = m.fault(ev)
 	case EvShutdown:
 		acts = m.shutdown(ev.Now)
+	case EvGroupMaster:
+		if m.State == StateBackup && m.WantMaster {
+			acts = m.becomeMaster(ev.Now, "sync group going MASTER")
+		}
+	case EvGroupBackup:
+		acts = m.groupBackup(ev)
 	}
 	return m, acts
 }
@@ -254,6 +268,7 @@ func (m *Machine) leaveMaster() []Action {
 func (m *Machine) enter(s State, now time.Time, reason string) []Action {
 	m.State = s
 	m.MasterDownAt, m.AdvertAt, m.GARPAt, m.RefreshAt, m.PreemptDelayStart = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	m.WantMaster = false
 	m.LastTransition, m.Reason = now, reason
 	return []Action{{Kind: ActTransition, State: s, Reason: reason}}
 }
@@ -309,6 +324,7 @@ func (m *Machine) backupAdvert(now time.Time, a RxAdvert) []Action {
 	}
 	m.MasterAddr, m.MasterPriority = a.Src, a.Priority
 	m.MasterDownAt = now.Add(m.MasterDownInterval())
+	m.WantMaster = false
 	return nil
 }
 
@@ -354,6 +370,13 @@ func (m *Machine) timer(now time.Time) []Action {
 	switch m.State {
 	case StateBackup:
 		if !m.MasterDownAt.IsZero() && !now.Before(m.MasterDownAt) {
+			if m.P.SyncGroup {
+				// keepalived: a sync group member only goes MASTER when every member
+				// wants to; until then it keeps asking every Master_Down_Interval.
+				m.WantMaster = true
+				m.MasterDownAt = now.Add(m.MasterDownInterval())
+				return []Action{{Kind: ActWantMaster}}
+			}
 			return m.becomeMaster(now, "master down timer expired")
 		}
 	case StateMaster:
@@ -417,4 +440,18 @@ func (m *Machine) shutdown(now time.Time) []Action {
 		acts = m.leaveMaster()
 	}
 	return append(acts, m.enter(StateInit, now, "shutdown")...)
+}
+
+// groupBackup follows another sync group member out of MASTER: a master gives up its
+// addresses (with a priority-0 advert so the peer group takes over at once); a backup
+// forgets that it wanted MASTER and starts a fresh master-down timer.
+func (m *Machine) groupBackup(ev Event) []Action {
+	switch m.State {
+	case StateMaster:
+		return append(m.leaveMaster(), m.becomeBackup(ev.Now, "sync group member left MASTER")...)
+	case StateBackup:
+		m.WantMaster = false
+		m.MasterDownAt = ev.Now.Add(m.MasterDownInterval())
+	}
+	return nil
 }

@@ -343,6 +343,37 @@ func TestStep(t *testing.T) {
 			acts: []Action{send(80)},
 		},
 		{
+			name:   "keepalived §2.3 sync group: master-down expiry only asks the group",
+			params: func(p *Params) { p.SyncGroup = true },
+			setup:  []Event{start(0)}, ev: tick(mdi100), state: StateBackup,
+			acts: []Action{{Kind: ActWantMaster}},
+			check: func(t *testing.T, m Machine) {
+				if !m.WantMaster {
+					t.Error("WantMaster not set")
+				}
+				wantTime(t, "master down", m.MasterDownAt, at(2*mdi100))
+			},
+		},
+		{
+			name:   "keepalived §2.3 sync group: the group's go makes a waiting member MASTER",
+			params: func(p *Params) { p.SyncGroup = true },
+			setup:  []Event{start(0), tick(mdi100)}, ev: Event{Kind: EvGroupMaster, Now: at(mdi100 + time.Millisecond)},
+			state: StateMaster, acts: masterUp(100, "sync group going MASTER"),
+		},
+		{
+			name:   "keepalived §2.3 sync group: a member that hears its master again stops wanting",
+			params: func(p *Params) { p.SyncGroup = true },
+			setup:  []Event{start(0), tick(mdi100), adv(upper, 150, time.Second, mdi100+time.Millisecond)},
+			ev:     Event{Kind: EvGroupMaster, Now: at(mdi100 + 2*time.Millisecond)}, state: StateBackup,
+		},
+		{
+			name:   "keepalived §2.3 sync group: a master follows a member out of MASTER",
+			params: func(p *Params) { p.SyncGroup = true },
+			setup:  []Event{start(0), tick(mdi100), {Kind: EvGroupMaster, Now: at(mdi100)}},
+			ev:     Event{Kind: EvGroupBackup, Now: at(5 * time.Second)}, state: StateBackup,
+			acts: []Action{send(0), removeVIPs, trans(StateBackup, "sync group member left MASTER")},
+		},
+		{
 			name:   "keepalived §3: the owner's priority 255 never changes",
 			params: func(p *Params) { p.Priority = 255; p.StartMaster = true },
 			setup:  []Event{start(0)}, ev: prio(time.Second, 200), state: StateMaster,

@@ -43,6 +43,7 @@ type instance struct {
 	keepVIPsOnStop bool // -V: do not remove the addresses at shutdown
 	stopping       bool
 
+	group        *syncGroup // nil unless in a vrrp_sync_group
 	onTransition func(Transition)
 	onLowerPrio  func(name string, src netip.Addr, heard, ours uint8)
 
@@ -130,7 +131,7 @@ func (in *instance) params() Params {
 		HigherPrioSendAdvert: c.HigherPrioSendAdvert, PrimaryAddr: in.src,
 		GARPMasterDelay: c.GARPMasterDelay.D(), GARPMasterRepeat: c.GARPMasterRepeat,
 		GARPMasterRefresh: c.GARPMasterRefresh.D(), GARPMasterRefreshRepeat: c.GARPMasterRefreshRepeat,
-		GARPLowerPrioRepeat: c.GARPLowerPrioRepeat,
+		GARPLowerPrioRepeat: c.GARPLowerPrioRepeat, SyncGroup: in.group != nil,
 	}
 }
 
@@ -195,6 +196,9 @@ func (in *instance) perform(m Machine, from State, a Action) {
 		if from == StateMaster && a.State != StateMaster {
 			in.stats.ReleaseMaster.Add(1)
 		}
+		if in.group != nil && from == StateMaster && a.State != StateMaster {
+			in.group.left(in)
+		}
 		if in.onTransition != nil {
 			in.onTransition(Transition{Instance: in.name, From: from, To: a.State, Priority: m.Priority, Reason: a.Reason, At: m.LastTransition})
 		}
@@ -227,6 +231,10 @@ func (in *instance) perform(m Machine, from State, a Action) {
 		in.log.Info("received lower priority advert; re-advertising", "from", a.Src, "priority", a.Priority)
 		if in.onLowerPrio != nil {
 			in.onLowerPrio(in.name, a.Src, a.Priority, m.Priority)
+		}
+	case ActWantMaster:
+		if in.group != nil {
+			in.group.wantMaster(in)
 		}
 	case ActCount:
 		if c := in.stats.counter(a.Counter); c != nil {

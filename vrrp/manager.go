@@ -22,6 +22,9 @@ type Kernel struct {
 	Addrs       AddrManager
 	Announcer   Announcer
 	PrimaryAddr func(ifname string, f Family) (netip.Addr, error)
+	// NewSensor builds the sensor of a tracked object (LinuxSensor); nil runs no
+	// trackers at all, not even the instance's own interface.
+	NewSensor func(kind TrackerKind, name string, cfg *parser.Config, log *slog.Logger) (Sensor, error)
 }
 
 // Manager runs every vrrp_instance of a configuration.
@@ -40,6 +43,7 @@ type Manager struct {
 
 	mu     sync.Mutex
 	notes  *notifications
+	tracks *trackers
 	insts  []*instance
 	byName map[string]*instance
 	loops  []*rxLoop
@@ -113,6 +117,11 @@ func (m *Manager) Start(ctx context.Context, cfg *parser.Config) error {
 		loops[k].byVRID[uint8(c.VRID)] = in
 		insts = append(insts, in)
 	}
+	byName := map[string]*instance{}
+	for _, in := range insts {
+		byName[in.name] = in
+	}
+	syncGroups(cfg, byName)
 	var opened []*rxLoop
 	closeAll := func() {
 		for _, l := range opened {
@@ -149,16 +158,27 @@ func (m *Manager) Start(ctx context.Context, cfg *parser.Config) error {
 			in.log.Info("removed virtual addresses left by a previous run", "count", len(removed))
 		}
 	}
+	var ts *trackers
+	if m.kernel.NewSensor != nil {
+		ts = newTrackers(cfg, insts, m.log)
+	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
-	m.insts, m.loops, m.notes = insts, opened, nt
+	m.insts, m.loops, m.notes, m.tracks = insts, opened, nt, ts
 	for _, in := range insts {
 		m.byName[in.name] = in
+		fault, reason := false, ""
+		if ts != nil {
+			fault, reason = ts.initial(in)
+		}
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			in.run(runCtx, false, "")
+			in.run(runCtx, fault, reason)
 		}()
+	}
+	if ts != nil {
+		ts.run(runCtx, &m.wg, cfg, m.kernel.NewSensor)
 	}
 	for _, l := range opened {
 		go l.run()
@@ -265,12 +285,13 @@ type InstanceStatus struct {
 	LastTransition time.Time
 	Reason         string
 	Stats          StatsSnapshot
+	Trackers       []Contribution // how the effective priority was reached
 }
 
 // Status returns a snapshot of every instance, in configuration order.
 func (m *Manager) Status() []InstanceStatus {
 	m.mu.Lock()
-	insts := m.insts
+	insts, ts := m.insts, m.tracks
 	m.mu.Unlock()
 	out := make([]InstanceStatus, 0, len(insts))
 	for _, in := range insts {
@@ -280,6 +301,9 @@ func (m *Manager) Status() []InstanceStatus {
 			MasterAddr: mc.MasterAddr, MasterPriority: mc.MasterPriority,
 			LastTransition: mc.LastTransition, Reason: mc.Reason, Stats: in.stats.Snapshot(),
 		})
+		if ts != nil {
+			out[len(out)-1].Trackers = ts.breakdown(in)
+		}
 	}
 	return out
 }

@@ -44,6 +44,7 @@ func runDaemon(o *options, stderr io.Writer) int {
 		ann := vrrp.NewAnnouncer(cfg.Global.GARPInterval.D())
 		mgr = vrrp.NewManager(vrrp.Kernel{
 			Listen: vrrp.ListenAdvert, Addrs: am, Announcer: ann, PrimaryAddr: vrrp.PrimaryAddr,
+			NewSensor: vrrp.LinuxSensor,
 		}, log)
 		mgr.KeepVIPsOnStop = o.dontReleaseVIP
 		if err := mgr.Start(ctx, cfg); err != nil {

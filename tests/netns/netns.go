@@ -116,7 +116,7 @@ func (n *NS) Command(args ...string) *exec.Cmd {
 // Veth connects two namespaces with a veth pair named aName in a and bName in b, both up.
 func Veth(t testing.TB, a *NS, aName string, b *NS, bName string) {
 	t.Helper()
-	tmp := fmt.Sprintf("gkv%d", counter.Add(1))
+	tmp := fmt.Sprintf("gkv%d-%d", os.Getpid()%100000, counter.Add(1))
 	run(t, "ip", "link", "add", tmp+"a", "type", "veth", "peer", "name", tmp+"b")
 	run(t, "ip", "link", "set", tmp+"a", "netns", a.Name)
 	run(t, "ip", "link", "set", tmp+"b", "netns", b.Name)
