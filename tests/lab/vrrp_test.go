@@ -298,3 +298,177 @@ vrrp_instance VI_U {
 		t.Logf("multicast VRRP dropped by the bridge: %s", strings.TrimSpace(out))
 	}
 }
+
+// TestPingTargetMovesVIP: the mission's ping-target tracking. Both directors ping the
+// upstream router (the client here); director 1's base priority 120 plus 30 for the
+// target beats director 2's 140. When director 1 loses the target, its priority drops by
+// the weight and the VIP moves; when the target answers again, it preempts back.
+func TestPingTargetMovesVIP(t *testing.T) {
+	conf := func(prio int) string {
+		return fmt.Sprintf(`
+vrrp_track_ping upstream {
+    address 192.168.71.100
+    interval 0.2
+    timeout 0.2
+    fall 2
+    rise 1
+    weight 30
+}
+`) + seedConfig(prio, "track_ping {\n        upstream\n    }")
+	}
+	l := New(t, 2)
+	l.Start(0, "d1", conf(120), binary)
+	l.Start(1, "d2", seedConfig(140, ""), binary)
+	waitHolder(t, l, VIP, 0, 10*time.Second)
+	// The upstream stops answering director 1 only.
+	l.Client.Run("nft", "add table inet f; add chain inet f in { type filter hook input priority 0; }; add rule inet f in ip saddr 192.168.71.1 icmp type echo-request drop")
+	took := waitHolder(t, l, VIP, 1, 10*time.Second)
+	t.Logf("VIP moved %v after the target stopped answering", took)
+	l.Client.Run("nft", "flush table inet f")
+	waitHolder(t, l, VIP, 0, 10*time.Second)
+}
+
+// TestPingQuorumFault: with quorum 1, an isolated director (no target answers) goes to
+// FAULT and gives up the VIP even though nobody else can see it either.
+func TestPingQuorumFault(t *testing.T) {
+	conf := `
+vrrp_track_ping upstream {
+    address 192.168.71.100
+    interval 0.2
+    timeout 0.2
+    fall 2
+    quorum 1
+}
+` + seedConfig(150, "track_ping {\n        upstream\n    }")
+	l := New(t, 1)
+	d := l.Start(0, "d1", conf, binary)
+	waitHolder(t, l, VIP, 0, 10*time.Second)
+	l.Client.Run("ip", "link", "set", "eth0", "down")
+	netns.Eventually(t, 5*time.Second, "isolated director releases the VIP", func() bool {
+		return len(l.Holders(VIP)) == 0
+	})
+	if !strings.Contains(d.Log(), "FAULT") {
+		t.Errorf("no FAULT in the log:\n%s", d.Log())
+	}
+}
+
+// TestTrackInterfaceFault: track_interface down puts the master in FAULT; the backup
+// takes the VIP; the link coming back makes it master again.
+func TestTrackInterfaceFault(t *testing.T) {
+	l := New(t, 2)
+	l.Directors[0].Run("ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p")
+	l.Directors[0].Run("ip", "link", "set", "eth1", "up")
+	l.Directors[0].Run("ip", "link", "set", "eth1p", "up")
+	l.Start(0, "d1", seedConfig(150, "track_interface {\n        eth1\n    }"), binary)
+	l.Start(1, "d2", seedConfig(100, ""), binary)
+	waitHolder(t, l, VIP, 0, 10*time.Second)
+	l.Directors[0].Run("ip", "link", "set", "eth1", "down")
+	waitHolder(t, l, VIP, 1, 5*time.Second)
+	l.Directors[0].Run("ip", "link", "set", "eth1", "up")
+	waitHolder(t, l, VIP, 0, 10*time.Second)
+}
+
+// TestSyncGroup: the outside VIP and the inside gateway move together when one member's
+// tracked link fails.
+func TestSyncGroup(t *testing.T) {
+	const gw = "192.168.71.254"
+	conf := func(prio int) string {
+		return fmt.Sprintf(`
+vrrp_sync_group LVS {
+    group {
+        VI_OUT
+        VI_IN
+    }
+}
+vrrp_instance VI_OUT {
+    interface eth0
+    virtual_router_id 51
+    priority %d
+    advert_int 1
+    virtual_ipaddress {
+        %s/24
+    }
+}
+vrrp_instance VI_IN {
+    interface eth0
+    virtual_router_id 52
+    priority %d
+    advert_int 1
+    track_interface {
+        eth1
+    }
+    virtual_ipaddress {
+        %s/24
+    }
+}
+`, prio, VIP, prio, gw)
+	}
+	l := New(t, 2)
+	for _, d := range l.Directors {
+		d.Run("ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p")
+		d.Run("ip", "link", "set", "eth1", "up")
+		d.Run("ip", "link", "set", "eth1p", "up")
+	}
+	l.Start(0, "d1", conf(150), binary)
+	l.Start(1, "d2", conf(100), binary)
+	waitHolder(t, l, VIP, 0, 10*time.Second)
+	waitHolder(t, l, gw, 0, 5*time.Second)
+	l.Directors[0].Run("ip", "link", "set", "eth1", "down")
+	waitHolder(t, l, VIP, 1, 8*time.Second)
+	waitHolder(t, l, gw, 1, 5*time.Second)
+}
+
+// TestPreemptDelay: a returning higher-priority director waits preempt_delay (keepalived
+// §3) after hearing the lower-priority master before it takes over.
+func TestPreemptDelay(t *testing.T) {
+	l := New(t, 2)
+	d1 := l.Start(0, "d1", seedConfig(150, "preempt_delay 4"), binary)
+	l.Start(1, "d2", seedConfig(100, ""), binary)
+	// No master is heard at first: preempt_delay has no effect then.
+	waitHolder(t, l, VIP, 0, 10*time.Second)
+	d1.Signal(syscall.SIGTERM)
+	d1.Wait(5 * time.Second)
+	waitHolder(t, l, VIP, 1, 5*time.Second)
+	back := time.Now()
+	l.Start(0, "d1-again", seedConfig(150, "preempt_delay 4"), binary)
+	took := waitHolder(t, l, VIP, 0, 15*time.Second)
+	t.Logf("preempted %v after returning", took)
+	// 4 s delay from the first lower-priority advert, then Master_Down_Interval (3.4 s).
+	if since := time.Since(back); since < 4*time.Second {
+		t.Errorf("preempted after %v, before preempt_delay 4 s", since)
+	}
+}
+
+// TestInteropKeepalivedV3: the same mixed cluster with VRRPv3 (IPv4, the pseudo-header
+// checksum both implementations use by default) and a 0.5 s interval.
+func TestInteropKeepalivedV3(t *testing.T) {
+	ka, err := exec.LookPath("keepalived")
+	if err != nil {
+		t.Fatal("keepalived is not installed (tests/setup.sh installs it)")
+	}
+	conf := func(prio int) string {
+		return fmt.Sprintf(`
+vrrp_instance VI_3 {
+    interface eth0
+    virtual_router_id 53
+    version 3
+    priority %d
+    advert_int 0.5
+    virtual_ipaddress {
+        %s/24
+    }
+}
+`, prio, VIP)
+	}
+	l := New(t, 2)
+	gk := l.Start(0, "gk", conf(150), binary)
+	kd := l.Start(1, "ka", conf(100), ka, "-P", "-r", l.dir+"/ka-vrrp.pid")
+	waitHolder(t, l, VIP, 0, 10*time.Second)
+	gk.Signal(syscall.SIGTERM)
+	waitHolder(t, l, VIP, 1, 5*time.Second)
+	l.Start(0, "gk-again", conf(150), binary)
+	waitHolder(t, l, VIP, 0, 10*time.Second)
+	if strings.Contains(kd.Log(), "bogus") || strings.Contains(kd.Log(), "checksum") {
+		t.Errorf("keepalived complained about our adverts:\n%s", kd.Log())
+	}
+}
