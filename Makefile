@@ -30,8 +30,8 @@ lint:
 # Bounded fuzzing of every fuzz target (FUZZTIME each).
 fuzz:
 	$(GO) test ./parser -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME)
-	@if ls vrrp/*_test.go >/dev/null 2>&1 && grep -q 'func FuzzAdvert' vrrp/*_test.go; then \
-		$(GO) test ./vrrp -run '^$$' -fuzz '^FuzzAdvert$$' -fuzztime $(FUZZTIME); fi
+	$(GO) test ./vrrp -run '^$$' -fuzz '^FuzzAdvert$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./vrrp -run '^$$' -fuzz '^FuzzRxCheck$$' -fuzztime $(FUZZTIME)
 
 # On-demand benchmarks; they print numbers (see docs/benchmarks.md).
 bench: setup build
