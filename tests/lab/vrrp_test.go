@@ -472,3 +472,16 @@ vrrp_instance VI_3 {
 		t.Errorf("keepalived complained about our adverts:\n%s", kd.Log())
 	}
 }
+
+// TestVIPReadded: while master, a VIP removed by someone else (an operator, another tool)
+// is put back at once and announced again (kube-vip#173 is the failure this prevents).
+func TestVIPReadded(t *testing.T) {
+	l := New(t, 1)
+	d := l.Start(0, "d1", seedConfig(150, ""), binary)
+	waitHolder(t, l, VIP, 0, 10*time.Second)
+	l.Directors[0].Run("ip", "addr", "del", VIP+"/24", "dev", "eth0")
+	waitHolder(t, l, VIP, 0, 3*time.Second)
+	if !strings.Contains(d.Log(), "adding it back") {
+		t.Errorf("log does not mention the re-add:\n%s", d.Log())
+	}
+}
