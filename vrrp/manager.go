@@ -286,6 +286,11 @@ type InstanceStatus struct {
 	Reason         string
 	Stats          StatsSnapshot
 	Trackers       []Contribution // how the effective priority was reached
+
+	Config             *parser.VRRPInstance
+	SrcAddr            netip.Addr
+	MasterAdverInt     time.Duration
+	MasterDownInterval time.Duration
 }
 
 // Status returns a snapshot of every instance, in configuration order.
@@ -300,6 +305,7 @@ func (m *Manager) Status() []InstanceStatus {
 			Name: in.name, State: mc.State, Priority: mc.Priority, BasePriority: mc.P.Priority,
 			MasterAddr: mc.MasterAddr, MasterPriority: mc.MasterPriority,
 			LastTransition: mc.LastTransition, Reason: mc.Reason, Stats: in.stats.Snapshot(),
+			Config: in.cfg, SrcAddr: in.src, MasterAdverInt: mc.MasterAdverInt, MasterDownInterval: mc.MasterDownInterval(),
 		})
 		if ts != nil {
 			out[len(out)-1].Trackers = ts.breakdown(in)

@@ -53,7 +53,7 @@ func runDaemon(o *options, stderr io.Writer) int {
 		}
 	}
 	log.Info("gokeepalived started", "version", version, "instances", len(cfg.Instances))
-	<-ctx.Done()
+	serveSignals(ctx, log, cfg, mgr)
 	log.Info("stopping")
 	if mgr != nil {
 		mgr.Stop()
@@ -69,4 +69,67 @@ func newLogger(o *options, stderr io.Writer) *slog.Logger {
 		level = slog.LevelDebug
 	}
 	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// Signal numbers as keepalived uses them (keepalived --signum=NAME prints them).
+var signums = map[string]syscall.Signal{
+	"RELOAD": syscall.SIGHUP, "STOP": syscall.SIGTERM, "DATA": syscall.SIGUSR1,
+	"STATS": syscall.SIGUSR2, "JSON": sigJSON, "STATS_CLEAR": sigStatsClear,
+}
+
+const (
+	sigJSON       = syscall.Signal(36) // SIGRTMIN+2
+	sigStatsClear = syscall.Signal(63) // SIGRTMAX-1
+)
+
+// serveSignals writes the dumps on SIGUSR1 (data), SIGUSR2 (stats) and the JSON signal
+// until ctx ends.
+func serveSignals(ctx context.Context, log *slog.Logger, cfg *parser.Config, mgr *vrrp.Manager) {
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2, sigJSON, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case s := <-sigs:
+			var status []vrrp.InstanceStatus
+			if mgr != nil {
+				status = mgr.Status()
+			}
+			g := &cfg.Global
+			switch s {
+			case syscall.SIGUSR1:
+				writeDump(log, g.StateDumpFile, func(w io.Writer) error { return vrrp.WriteData(w, g, status) })
+			case syscall.SIGUSR2:
+				writeDump(log, g.StatsDumpFile, func(w io.Writer) error { return vrrp.WriteStats(w, status) })
+			case sigJSON:
+				writeDump(log, g.JSONDumpFile, func(w io.Writer) error { return vrrp.WriteJSON(w, status) })
+			case syscall.SIGHUP:
+				log.Warn("SIGHUP: configuration reload is not implemented yet; the running configuration stays")
+			}
+		}
+	}
+}
+
+// writeDump writes a dump file whole: to a temporary file renamed into place, so a
+// reader never sees half a dump.
+func writeDump(log *slog.Logger, path string, render func(io.Writer) error) {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err == nil {
+		err = render(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(tmp, path)
+		}
+	}
+	if err != nil {
+		log.Error("cannot write dump", "file", path, "err", err)
+		_ = os.Remove(tmp)
+		return
+	}
+	log.Info("dump written", "file", path)
 }

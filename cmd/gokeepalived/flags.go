@@ -26,6 +26,7 @@ type options struct {
 	checkPidFile   string
 	dontReleaseVIP bool
 	dontReleaseLVS bool
+	signum         string
 }
 
 // parseFlags reads keepalived-compatible flags (short and long forms).
@@ -48,6 +49,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVarP(&o.checkPidFile, "checkers_pid", "c", "", "accepted for compatibility (one process runs both engines)")
 	fs.BoolVarP(&o.dontReleaseVIP, "dont-release-vrrp", "V", false, "leave the virtual addresses in place on stop")
 	fs.BoolVarP(&o.dontReleaseLVS, "dont-release-ipvs", "I", false, "leave the IPVS table in place on stop")
+	fs.StringVar(&o.signum, "signum", "", "print the number of the signal NAME (RELOAD, STOP, DATA, STATS, STATS_CLEAR, JSON) and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

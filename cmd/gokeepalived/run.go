@@ -27,6 +27,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case o.version:
 		fmt.Fprintf(stdout, "gokeepalived %s\n", version)
 		return exitOK
+	case o.signum != "":
+		s, ok := signums[o.signum]
+		if !ok {
+			fmt.Fprintf(stderr, "gokeepalived: unknown signal name %q\n", o.signum)
+			return exitUsage
+		}
+		fmt.Fprintln(stdout, int(s))
+		return exitOK
 	case o.configTest:
 		_, ds := load(o)
 		report(stderr, ds)

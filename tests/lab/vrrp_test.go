@@ -485,3 +485,37 @@ func TestVIPReadded(t *testing.T) {
 		t.Errorf("log does not mention the re-add:\n%s", d.Log())
 	}
 }
+
+// TestSignalDumps: SIGUSR1, SIGUSR2 and the JSON signal (SIGRTMIN+2) write keepalived's
+// data, stats and JSON dumps to the configured paths.
+func TestSignalDumps(t *testing.T) {
+	dir := t.TempDir()
+	conf := fmt.Sprintf(`
+global_defs {
+    state_dump_file %[1]s/k.data
+    stats_dump_file %[1]s/k.stats
+    json_dump_file %[1]s/k.json
+}
+`, dir) + seedConfig(150, "")
+	l := New(t, 1)
+	d := l.Start(0, "d1", conf, binary)
+	waitHolder(t, l, VIP, 0, 10*time.Second)
+	for _, c := range []struct {
+		sig  syscall.Signal
+		file string
+		want string
+	}{
+		{syscall.SIGUSR1, "k.data", "   State = MASTER\n"},
+		{syscall.SIGUSR2, "k.stats", "VRRP Instance: VI_1\n  Advertisements:\n"},
+		{syscall.Signal(36), "k.json", `"iname": "VI_1"`},
+	} {
+		d.Signal(c.sig)
+		netns.Eventually(t, 3*time.Second, c.file+" written", func() bool {
+			b, err := os.ReadFile(dir + "/" + c.file)
+			return err == nil && strings.Contains(string(b), c.want)
+		})
+	}
+	if d.Wait(100 * time.Millisecond) {
+		t.Fatalf("daemon exited after a dump signal:\n%s", d.Log())
+	}
+}
