@@ -21,9 +21,17 @@ if [ ${#need[@]} -gt 0 ]; then
 	fi
 	echo "setup: installing ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive
+	# keepalived and frr ship services; they must never start on the host's interfaces.
+	# policy-rc.d (exit 101) tells the packages' scripts not to start anything.
+	created_policy=
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 755 /usr/sbin/policy-rc.d
+		created_policy=1
+	fi
 	apt-get update -qq >/dev/null
-	# keepalived's package would start a service if systemd ran; it has no config here.
 	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	[ -z "$created_policy" ] || rm -f /usr/sbin/policy-rc.d
 fi
 
 if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then

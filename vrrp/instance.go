@@ -55,6 +55,25 @@ type instance struct {
 
 	mu   sync.Mutex
 	snap Machine
+
+	lastDropLog   time.Time // receive loop only: rate limit for logDrop
+	dropsUnlogged int
+}
+
+// dropLogEvery limits how often dropped advertisements are logged per instance (each is
+// always counted).
+const dropLogEvery = 10 * time.Second
+
+// logDrop logs a dropped advertisement, at most once per dropLogEvery with the number
+// dropped meanwhile, so a misconfigured peer is visible in the log without flooding it.
+func (in *instance) logDrop(src netip.Addr, why string) {
+	now := in.now()
+	if now.Sub(in.lastDropLog) < dropLogEvery {
+		in.dropsUnlogged++
+		return
+	}
+	in.log.Warn("advertisement dropped", "from", src, "reason", why, "dropped_since_last_log", in.dropsUnlogged)
+	in.lastDropLog, in.dropsUnlogged = now, 0
 }
 
 // newInstance prepares an instance from its configuration; it does not start it.

@@ -246,9 +246,12 @@ func (l *rxLoop) run() {
 			}
 			continue
 		}
-		if ra, ok := in.pol.check(&adv, buf[:n], rx, &in.stats); ok {
-			in.deliver(Event{Kind: EvAdvert, Advert: ra})
+		ra, why := in.pol.check(&adv, buf[:n], rx, &in.stats)
+		if why != "" {
+			in.logDrop(rx.Src, why)
+			continue
 		}
+		in.deliver(Event{Kind: EvAdvert, Advert: ra})
 	}
 }
 

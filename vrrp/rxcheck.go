@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 )
@@ -28,9 +29,9 @@ type peerTTL struct {
 }
 
 // check validates a received advertisement. It counts every problem in st (keepalived's
-// counter names) and returns ok=false for an advertisement that must be dropped; a
-// dropped advertisement never reaches the state machine.
-func (p *rxPolicy) check(adv *Advert, payload []byte, rx RxInfo, st *Stats) (RxAdvert, bool) {
+// counter names) and returns why an advertisement must be dropped ("" when it is
+// accepted); a dropped advertisement never reaches the state machine.
+func (p *rxPolicy) check(adv *Advert, payload []byte, rx RxInfo, st *Stats) (RxAdvert, string) {
 	st.AdvertRcvd.Add(1)
 	if err := adv.Parse(payload, p.family); err != nil {
 		switch {
@@ -43,39 +44,39 @@ func (p *rxPolicy) check(adv *Advert, payload []byte, rx RxInfo, st *Stats) (RxA
 		default:
 			st.PacketLenErr.Add(1)
 		}
-		return RxAdvert{}, false
+		return RxAdvert{}, err.Error()
 	}
 	if adv.Version != p.version {
 		st.VersionErr.Add(1)
-		return RxAdvert{}, false
+		return RxAdvert{}, fmt.Sprintf("version %d, ours is %d", adv.Version, p.version)
 	}
 	if !p.ttlOK(rx) {
 		st.IPTTLErr.Add(1)
-		return RxAdvert{}, false
+		return RxAdvert{}, fmt.Sprintf("TTL %d", rx.TTL)
 	}
 	// The kernel verifies IPv6 checksums (IPV6_CHECKSUM) and drops bad ones.
 	if p.family == FamilyIPv4 {
 		if err := VerifyChecksum(payload, p.family, p.ckMode, rx.Src, rx.Dst); err != nil {
 			st.ChecksumErr.Add(1)
-			return RxAdvert{}, false
+			return RxAdvert{}, err.Error() + " (check v3_checksum_as_v2 on both sides)"
 		}
 	}
 	if p.version == 2 {
 		switch {
 		case adv.AuthType > AuthAH:
 			st.InvalidAuthType.Add(1)
-			return RxAdvert{}, false
+			return RxAdvert{}, fmt.Sprintf("unknown authentication type %d", adv.AuthType)
 		case adv.AuthType != p.authType:
 			st.AuthTypeMismatch.Add(1)
-			return RxAdvert{}, false
+			return RxAdvert{}, fmt.Sprintf("authentication %s, ours is %s", adv.AuthType, p.authType)
 		case adv.CheckAuth(p.authType, p.authData) != nil:
 			st.AuthFailure.Add(1)
-			return RxAdvert{}, false
+			return RxAdvert{}, "wrong authentication password"
 		}
 	}
 	if p.unicast && p.checkUnicastSrc && !slices.ContainsFunc(p.peers, func(q peerTTL) bool { return q.addr == rx.Src }) {
 		st.UnicastSrcErr.Add(1)
-		return RxAdvert{}, false
+		return RxAdvert{}, "source is not a unicast_peer"
 	}
 	if !p.skipAddrCheck && adv.Priority != 0 && !sameAddrs(adv.Addrs, p.vips) {
 		// keepalived 2.2.7 drops such adverts; since 2.3.3 (RFC 9568) it only logs and
@@ -85,7 +86,7 @@ func (p *rxPolicy) check(adv *Advert, payload []byte, rx RxInfo, st *Stats) (RxA
 	if adv.Priority == 0 {
 		st.PriZeroRcvd.Add(1)
 	}
-	return RxAdvert{Src: rx.Src, Priority: adv.Priority, Interval: adv.Interval()}, true
+	return RxAdvert{Src: rx.Src, Priority: adv.Priority, Interval: adv.Interval()}, ""
 }
 
 // ttlOK: multicast adverts must arrive with TTL/hop limit 255 (RFC 5798 7.1); unicast ones

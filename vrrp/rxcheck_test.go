@@ -69,7 +69,8 @@ func TestRxCheck(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var st Stats
 			var adv Advert
-			_, ok := tc.pol.check(&adv, tc.payload, tc.rx, &st)
+			_, why := tc.pol.check(&adv, tc.payload, tc.rx, &st)
+			ok := why == ""
 			if ok != tc.ok {
 				t.Errorf("accepted = %v, want %v", ok, tc.ok)
 			}
