@@ -243,3 +243,24 @@ func (s *naSender) send(a netip.Addr) error {
 }
 
 func (s *naSender) close() { _ = s.c.Close() }
+
+// familyAnnouncer paces gratuitous ARPs and neighbour advertisements separately.
+type familyAnnouncer struct{ v4, v6 Announcer }
+
+// NewFamilyAnnouncer returns an Announcer that spaces IPv4 gratuitous ARPs by garp
+// (vrrp_garp_interval) and IPv6 neighbour advertisements by gna (vrrp_gna_interval).
+func NewFamilyAnnouncer(garp, gna time.Duration) Announcer {
+	return familyAnnouncer{v4: NewAnnouncer(garp), v6: NewAnnouncer(gna)}
+}
+
+func (f familyAnnouncer) Announce(ifname string, addrs []netip.Addr, count int) error {
+	var v4, v6 []netip.Addr
+	for _, a := range addrs {
+		if a.Is4() || a.Is4In6() {
+			v4 = append(v4, a)
+		} else {
+			v6 = append(v6, a)
+		}
+	}
+	return errors.Join(f.v4.Announce(ifname, v4, count), f.v6.Announce(ifname, v6, count))
+}

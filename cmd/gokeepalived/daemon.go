@@ -41,7 +41,7 @@ func runDaemon(o *options, stderr io.Writer) int {
 	if !o.checkOnly && len(cfg.Instances) > 0 {
 		am := vrrp.NewAddrManager(nil)
 		defer am.Close()
-		ann := vrrp.NewAnnouncer(cfg.Global.GARPInterval.D())
+		ann := vrrp.NewFamilyAnnouncer(cfg.Global.GARPInterval.D(), cfg.Global.GNAInterval.D())
 		mgr = vrrp.NewManager(vrrp.Kernel{
 			Listen: vrrp.ListenAdvert, Addrs: am, Announcer: ann, PrimaryAddr: vrrp.PrimaryAddr,
 			NewSensor: vrrp.LinuxSensor,
