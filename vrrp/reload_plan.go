@@ -1,0 +1,177 @@
+package vrrp
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"gokeepalived/parser"
+)
+
+// Identity is what makes two configurations' instances the same instance across a
+// reload, as keepalived decides it (vrrp_exist): not the name, but VRID, family,
+// interface, unicast or multicast, source address and multicast group. An instance whose
+// identity is unchanged keeps its state and its addresses; any other is recreated.
+type Identity struct {
+	VRID      int
+	Family    int
+	Interface string
+	Unicast   bool
+	Src       netip.Addr
+	Group     netip.Addr
+}
+
+// IdentityOf returns the identity of a configured instance.
+func IdentityOf(c *parser.VRRPInstance) Identity {
+	id := Identity{VRID: c.VRID, Family: c.Family, Interface: c.Interface, Unicast: len(c.UnicastPeers) > 0, Src: c.SrcIP}
+	if !id.Unicast {
+		id.Group = c.McastGroup
+	}
+	return id
+}
+
+// String renders an identity for plans and logs.
+func (id Identity) String() string {
+	mode := "multicast " + id.Group.String()
+	if id.Unicast {
+		mode = "unicast"
+	}
+	src := ""
+	if id.Src.IsValid() {
+		src = " src " + id.Src.String()
+	}
+	return fmt.Sprintf("VRID %d IPv%d on %s, %s%s", id.VRID, id.Family, id.Interface, mode, src)
+}
+
+// KeptInstance is an instance present before and after a reload.
+type KeptInstance struct {
+	Name        string   // new name
+	OldName     string   // when renamed
+	VIPsAdded   []string // addresses added (only while MASTER do they reach the kernel)
+	VIPsRemoved []string
+	Changed     []string // settings that change, "priority 100 -> 110"
+}
+
+// Plan is what a reload changes, computed without touching anything (reload --dry-run).
+type Plan struct {
+	Added     []string // new instances, started in BACKUP
+	Removed   []string // instances stopped: priority 0 if MASTER, addresses removed, notify DELETED
+	Recreated []string // same name, new identity: removed and added again, so they flap
+	Kept      []KeptInstance
+}
+
+// PlanReload compares two configurations.
+func PlanReload(old, new *parser.Config) Plan {
+	var p Plan
+	byID := map[Identity]*parser.VRRPInstance{}
+	for _, c := range old.Instances {
+		byID[IdentityOf(c)] = c
+	}
+	newNames := map[string]Identity{}
+	seen := map[Identity]bool{}
+	for _, c := range new.Instances {
+		id := IdentityOf(c)
+		newNames[c.Name] = id
+		o := byID[id]
+		if o == nil {
+			p.Added = append(p.Added, c.Name)
+			continue
+		}
+		seen[id] = true
+		p.Kept = append(p.Kept, keptChanges(o, c))
+	}
+	for _, c := range old.Instances {
+		id := IdentityOf(c)
+		if seen[id] {
+			continue
+		}
+		if nid, ok := newNames[c.Name]; ok && nid != id {
+			p.Recreated = append(p.Recreated, fmt.Sprintf("%s: %s -> %s", c.Name, id, nid))
+			p.Added = slices.DeleteFunc(p.Added, func(n string) bool { return n == c.Name })
+			continue
+		}
+		p.Removed = append(p.Removed, c.Name)
+	}
+	return p
+}
+
+func keptChanges(o, c *parser.VRRPInstance) KeptInstance {
+	k := KeptInstance{Name: c.Name}
+	if o.Name != c.Name {
+		k.OldName = o.Name
+	}
+	oldV, newV := vipKeys(o), vipKeys(c)
+	for _, v := range newV {
+		if !slices.Contains(oldV, v) {
+			k.VIPsAdded = append(k.VIPsAdded, v)
+		}
+	}
+	for _, v := range oldV {
+		if !slices.Contains(newV, v) {
+			k.VIPsRemoved = append(k.VIPsRemoved, v)
+		}
+	}
+	diff := func(what string, a, b any) {
+		if fmt.Sprint(a) != fmt.Sprint(b) {
+			k.Changed = append(k.Changed, fmt.Sprintf("%s %v -> %v", what, a, b))
+		}
+	}
+	diff("priority", o.Priority, c.Priority)
+	diff("advert_int", o.AdvertInt.D(), c.AdvertInt.D())
+	diff("version", o.Version, c.Version)
+	diff("nopreempt", o.Nopreempt, c.Nopreempt)
+	diff("preempt_delay", o.PreemptDelay.D(), c.PreemptDelay.D())
+	diff("state", o.State, c.State)
+	diff("unicast_peer", peers(o), peers(c))
+	return k
+}
+
+// vipKeys renders the addresses as keepalived compares them: address, prefix, device.
+func vipKeys(c *parser.VRRPInstance) []string {
+	var out []string
+	for _, v := range append(slices.Clone(c.VIPs), c.ExcludedVIPs...) {
+		out = append(out, v.Prefix.String()+" dev "+v.Dev)
+	}
+	return out
+}
+
+func peers(c *parser.VRRPInstance) string {
+	var out []string
+	for _, p := range c.UnicastPeers {
+		out = append(out, p.Addr.String())
+	}
+	return strings.Join(out, ",")
+}
+
+// String renders the plan for reload --dry-run, one change per line.
+func (p Plan) String() string {
+	var b strings.Builder
+	for _, n := range p.Added {
+		fmt.Fprintf(&b, "add instance %s\n", n)
+	}
+	for _, n := range p.Removed {
+		fmt.Fprintf(&b, "remove instance %s\n", n)
+	}
+	for _, n := range p.Recreated {
+		fmt.Fprintf(&b, "recreate instance %s (identity changed: it will flap)\n", n)
+	}
+	for _, k := range p.Kept {
+		if k.OldName != "" {
+			fmt.Fprintf(&b, "rename instance %s -> %s (state kept)\n", k.OldName, k.Name)
+		}
+		for _, v := range k.VIPsAdded {
+			fmt.Fprintf(&b, "instance %s: add address %s\n", k.Name, v)
+		}
+		for _, v := range k.VIPsRemoved {
+			fmt.Fprintf(&b, "instance %s: remove address %s\n", k.Name, v)
+		}
+		for _, c := range k.Changed {
+			fmt.Fprintf(&b, "instance %s: %s\n", k.Name, c)
+		}
+	}
+	if b.Len() == 0 {
+		return "no change\n"
+	}
+	return b.String()
+}

@@ -1,0 +1,100 @@
+package vrrp
+
+import (
+	"testing"
+
+	"gokeepalived/parser"
+)
+
+func planConfig(t *testing.T, body string) *parser.Config {
+	t.Helper()
+	cfg, ds := parser.LoadBytes("p.conf", []byte(body), parser.Options{ConfigID: "x"})
+	if ds.ExitCode() != parser.ExitOK {
+		t.Fatalf("config: %v", ds)
+	}
+	return cfg
+}
+
+const planBase = `
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    virtual_ipaddress {
+        10.0.0.1/24
+        10.0.0.2/24
+    }
+}
+vrrp_instance VI_2 {
+    interface eth0
+    virtual_router_id 52
+    virtual_ipaddress {
+        10.0.1.1/24
+    }
+}
+`
+
+// TestPlanReload: identity, not the name, decides whether an instance keeps its state
+// (keepalived §4 reload semantics).
+func TestPlanReload(t *testing.T) {
+	tests := []struct{ name, new, want string }{
+		{"unchanged", planBase, "no change\n"},
+		{"one VIP added, priority changed: kept", `
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    priority 110
+    virtual_ipaddress {
+        10.0.0.1/24
+        10.0.0.2/24
+        10.0.0.3/24
+    }
+}
+vrrp_instance VI_2 {
+    interface eth0
+    virtual_router_id 52
+    virtual_ipaddress {
+        10.0.1.1/24
+    }
+}
+`, "instance VI_1: add address 10.0.0.3/24 dev eth0\ninstance VI_1: priority 100 -> 110\n"},
+		{"renamed: kept", `
+vrrp_instance OUTSIDE {
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    virtual_ipaddress {
+        10.0.0.1/24
+        10.0.0.2/24
+    }
+}
+vrrp_instance VI_2 {
+    interface eth0
+    virtual_router_id 52
+    virtual_ipaddress {
+        10.0.1.1/24
+    }
+}
+`, "rename instance VI_1 -> OUTSIDE (state kept)\n"},
+		{"VRID changed: recreated; instance removed", `
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 61
+    priority 100
+    virtual_ipaddress {
+        10.0.0.1/24
+        10.0.0.2/24
+    }
+}
+`, "remove instance VI_2\nrecreate instance VI_1: VRID 51 IPv4 on eth0, multicast 224.0.0.18 -> VRID 61 IPv4 on eth0, multicast 224.0.0.18 (identity changed: it will flap)\n"},
+	}
+	old := planConfig(t, planBase)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := PlanReload(old, planConfig(t, tc.new)).String()
+			if got != tc.want {
+				t.Errorf("plan:\n%s\nwant:\n%s", got, tc.want)
+			}
+		})
+	}
+}
