@@ -1,0 +1,85 @@
+//go:build linux
+
+package check
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	"gokeepalived/parser"
+)
+
+// runSleepProbe succeeds after waiting d on a timer: an attempt that waits on the
+// network without using the CPU.
+type runSleepProbe struct{ d time.Duration }
+
+func (p runSleepProbe) Check(ctx context.Context) Result {
+	t := time.NewTimer(p.d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return Result{OK: true}
+	case <-ctx.Done():
+		return Result{Err: ctx.Err()}
+	}
+}
+
+// runCPUTime is the CPU time (user + system) the process has used.
+func runCPUTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkRunner5000 runs 5,000 checks (one per real server) every second on the
+// system clock, each attempt waiting 1 ms, and measures a steady 3 s after a 2 s
+// warmup: checks done per second against the schedule's rate, the schedule slip
+// (start minus planned start) and the CPU per check.
+func BenchmarkRunner5000(b *testing.B) {
+	const (
+		n         = 5000
+		delayLoop = time.Second
+		latency   = time.Millisecond
+		warm      = 2 * time.Second
+		measure   = 3 * time.Second
+	)
+	for b.Loop() {
+		r := NewRunner(Options{})
+		checks := make([]Check, n)
+		for i := range checks {
+			checks[i] = Check{
+				ID: fmt.Sprintf("vs|rs%d|0", i), RS: fmt.Sprintf("vs|rs%d", i), Probe: runSleepProbe{latency},
+				Timing: parser.CheckTiming{
+					DelayLoop: parser.Duration(delayLoop), ConnectTimeout: parser.Seconds(1),
+					Retry: 1, DelayBeforeRetry: parser.Seconds(1), Warmup: parser.Duration(delayLoop),
+				},
+			}
+		}
+		if err := r.Update(checks); err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(warm)
+		s0, cpu0 := r.Stats(), runCPUTime(b)
+		time.Sleep(measure)
+		s1, cpu1 := r.Stats(), runCPUTime(b)
+		r.Stop()
+
+		done := s1.Completed - s0.Completed
+		slip := s1.Slip.Sub(s0.Slip)
+		if s1.Failed != 0 {
+			b.Errorf("%d attempts failed", s1.Failed)
+		}
+		b.ReportMetric(float64(done)/measure.Seconds(), "checks/s")
+		b.ReportMetric(float64(s1.Due-s0.Due)/measure.Seconds(), "due/s")
+		b.ReportMetric(n/(delayLoop+latency).Seconds(), "scheduled/s")
+		b.ReportMetric(float64(slip.Quantile(0.5))/float64(time.Microsecond), "slip-p50-µs")
+		b.ReportMetric(float64(slip.Quantile(0.99))/float64(time.Microsecond), "slip-p99-µs")
+		b.ReportMetric(float64(cpu1-cpu0)/float64(done)/float64(time.Microsecond), "cpu-µs/check")
+		b.ReportMetric(0, "ns/op")
+	}
+}
