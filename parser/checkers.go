@@ -86,9 +86,11 @@ type MiscCheck struct {
 // FileCheck holds the FILE_CHECK options.
 type FileCheck struct {
 	TrackFile string `json:"track_file"`
-	Dynamic   bool   `json:"dynamic,omitempty"`
-	Weight    int    `json:"weight"` // effective: the checker's, else the track_file's
-	Reverse   bool   `json:"reverse,omitempty"`
+	Path      string `json:"path"` // the track_file's file, resolved
+
+	Dynamic bool `json:"dynamic,omitempty"`
+	Weight  int  `json:"weight"` // effective: the checker's, else the track_file's
+	Reverse bool `json:"reverse,omitempty"`
 
 	at Pos // the track_file statement
 }

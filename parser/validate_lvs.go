@@ -357,6 +357,7 @@ func (cfg *Config) resolveChecker(c *ctx, rs *RealServer, ck *Checker) bool {
 		var names []string
 		for _, tf := range cfg.TrackFiles {
 			if tf.Name == f.TrackFile {
+				f.Path = tf.File
 				if !ck.Set.Has("weight") {
 					f.Weight, f.Reverse = tf.Weight, tf.Reverse
 				}

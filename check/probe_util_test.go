@@ -1,0 +1,204 @@
+package check
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"gokeepalived/parser"
+)
+
+// testSlack is how much later than its deadline a Check may return in a test: generous,
+// so that a loaded machine (or -race) does not make the tests flaky.
+const testSlack = 500 * time.Millisecond
+
+// runProbe runs one Check with the given deadline and fails the test if it returns later
+// than deadline + testSlack or with an inconsistent Result.
+func runProbe(t testing.TB, p Probe, deadline time.Duration) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	start := time.Now()
+	r := p.Check(ctx)
+	if el := time.Since(start); el > deadline+testSlack {
+		t.Errorf("Check returned after %v; deadline %v", el, deadline)
+	}
+	if r.OK != (r.Err == nil) {
+		t.Errorf("Result OK=%v with Err=%v", r.OK, r.Err)
+	}
+	if r.Latency <= 0 {
+		t.Errorf("Result latency %v", r.Latency)
+	}
+	return r
+}
+
+// testChecker is a checker of type typ connecting to dst.
+func testChecker(typ string, dst netip.AddrPort) *parser.Checker {
+	return &parser.Checker{
+		Type:   typ,
+		Conn:   &parser.ConnOpts{ConnectIP: dst.Addr(), ConnectPort: dst.Port()},
+		Timing: &parser.CheckTiming{ConnectTimeout: parser.Duration(time.Second), DelayLoop: parser.Duration(time.Second)},
+	}
+}
+
+// mustNew is New that fails the test on error.
+func mustNew(t testing.TB, c *parser.Checker) Probe {
+	t.Helper()
+	p, err := New(c, nil, nil)
+	if err != nil {
+		t.Fatalf("New(%s): %v", c.Type, err)
+	}
+	return p
+}
+
+// addrPort is the address of a listener or packet conn as a netip.AddrPort.
+func addrPort(a net.Addr) netip.AddrPort {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.AddrPort()
+	case *net.UDPAddr:
+		return a.AddrPort()
+	}
+	panic("unexpected address type")
+}
+
+// tcpServer accepts connections on 127.0.0.1 and hands each to handle in a goroutine.
+// Everything is closed and waited for when the test ends.
+type tcpServer struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+	wg    sync.WaitGroup
+}
+
+func startTCPServer(t testing.TB, network, addr string, handle func(net.Conn)) *tcpServer {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveOn(t, ln, handle)
+}
+
+// serveOn serves ln as startTCPServer does.
+func serveOn(t testing.TB, ln net.Listener, handle func(net.Conn)) *tcpServer {
+	s := &tcpServer{ln: ln}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.conns = append(s.conns, c)
+			s.mu.Unlock()
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				handle(c)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		s.mu.Lock()
+		for _, c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+	})
+	return s
+}
+
+func (s *tcpServer) addr() netip.AddrPort { return addrPort(s.ln.Addr()) }
+
+// serveLoopback is startTCPServer on 127.0.0.1.
+func serveLoopback(t testing.TB, handle func(net.Conn)) *tcpServer {
+	t.Helper()
+	return startTCPServer(t, "tcp4", "127.0.0.1:0", handle)
+}
+
+// closedPort returns a loopback port nobody listens on (for network "tcp4" or "udp4").
+func closedPort(t testing.TB, network string) netip.AddrPort {
+	t.Helper()
+	var a net.Addr
+	if network == "udp4" {
+		c, err := net.ListenPacket(network, "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a = c.LocalAddr()
+		c.Close()
+	} else {
+		ln, err := net.Listen(network, "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a = ln.Addr()
+		ln.Close()
+	}
+	return addrPort(a)
+}
+
+// fullBacklog returns a loopback TCP port whose accept queue is full: the kernel drops
+// further SYNs, so a connect hangs until its deadline.
+func fullBacklog(t testing.TB) netip.AddrPort {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port))
+	// With a backlog of 0 one connection fills the queue; make sure it is in.
+	for i := 0; i < 4; i++ {
+		d := net.Dialer{Timeout: 200 * time.Millisecond}
+		c, err := d.Dial("tcp4", dst.String())
+		if err != nil {
+			return dst // this one was dropped: the queue is full
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	t.Fatal("accept queue never filled")
+	return dst
+}
+
+// sinkConn reads and drops everything until the peer or the test closes the connection.
+func sinkConn(c net.Conn) {
+	buf := make([]byte, 4096)
+	for {
+		if _, err := c.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+// probeSkipUnlessCI skips a test that needs something this machine lacks, but fails it
+// in CI (CI=true), where tests/setup.sh installs everything: a test must not pass in CI
+// by not running.
+func probeSkipUnlessCI(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(why)
+	}
+	t.Skip(why)
+}
