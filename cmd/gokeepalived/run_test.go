@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -89,5 +92,20 @@ func TestUsageAndVersion(t *testing.T) {
 	}
 	if code, _, _ := runArgs("--no-such-flag"); code != exitUsage {
 		t.Errorf("bad flag: exit %d", code)
+	}
+}
+
+func TestGenhashCommand(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello\n")
+	}))
+	defer srv.Close()
+	code, out, stderr := runArgs("genhash", "-u", srv.URL+"/index.html")
+	// md5("hello\n")
+	if code != 0 || out != "MD5SUM = b1946ac92492d2347c6235b4d2611184\n" {
+		t.Fatalf("exit %d, %q, %s", code, out, stderr)
+	}
+	if code, _, _ := runArgs("genhash"); code != exitUsage {
+		t.Errorf("genhash without -u: exit %d", code)
 	}
 }

@@ -4,5 +4,6 @@
 // TestVMSmoke in tests/vm builds them with the tag and runs them in the VM. A binary built
 // with the tag refuses to run unless GKA_IN_VM=1 (set by the VM's /init).
 //
-// probe_test.go has no tag: its IPVS probe test runs on the host too.
+// The IPVS probe is ipvs.Probe; package ipvs tests it on the host, and TestIPVSPresent
+// here in the VM.
 package guest

@@ -16,6 +16,8 @@ import (
 	"github.com/moby/ipvs"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	gkaipvs "gokeepalived/ipvs"
 )
 
 // TestMain refuses to run outside the VM: these tests change the kernel's IPVS table.
@@ -117,11 +119,10 @@ func ip(s string) net.IP {
 	return net.ParseIP(s)
 }
 
-// TestIPVSPresent checks both halves of the probe in a kernel that has IPVS.
+// TestIPVSPresent checks both halves of the probe (ipvs.Probe) in a kernel that has IPVS.
 func TestIPVSPresent(t *testing.T) {
-	present, err := ipvsPresent()
-	if err != nil || !present {
-		t.Fatalf("ipvsPresent() = %v, %v in the VM; the ip_vs module did not load?", present, err)
+	if err := gkaipvs.Probe(); err != nil {
+		t.Fatalf("ipvs.Probe() in the VM: %v; the ip_vs module did not load?", err)
 	}
 	if _, err := netlink.GenlFamilyGet("IPVS"); err != nil {
 		t.Fatalf("generic netlink family IPVS: %v", err)
