@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"gokeepalived/ipvs"
 	"gokeepalived/parser"
 	"gokeepalived/vrrp"
 )
@@ -52,9 +53,27 @@ func runDaemon(o *options, stderr io.Writer) int {
 			return exitDaemon
 		}
 	}
-	log.Info("gokeepalived started", "version", version, "instances", len(cfg.Instances))
+	var lvs *ipvs.Manager
+	if !o.vrrpOnly && len(cfg.VirtualServers) > 0 {
+		m, stopLVS, err := startLVS(ctx, cfg, log)
+		if err != nil {
+			log.Error("cannot start the LVS engine", "err", err)
+			if mgr != nil {
+				mgr.Stop()
+			}
+			return exitDaemon
+		}
+		lvs = m
+		defer stopLVS()
+	}
+	log.Info("gokeepalived started", "version", version, "instances", len(cfg.Instances), "virtual_servers", len(cfg.VirtualServers))
 	serveSignals(ctx, log, cfg, mgr)
 	log.Info("stopping")
+	if lvs != nil {
+		if err := lvs.Stop(o.dontReleaseLVS); err != nil {
+			log.Error("IPVS cleanup at stop", "err", err)
+		}
+	}
 	if mgr != nil {
 		mgr.Stop()
 	}

@@ -1,0 +1,275 @@
+package ipvs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
+	"time"
+
+	"gokeepalived/check"
+	"gokeepalived/parser"
+)
+
+// retryEvery is how soon a reconcile pass that had errors is tried again.
+const retryEvery = 5 * time.Second
+
+// RealServerEvent is a health transition of a real server, for notify_up/notify_down,
+// the LVS notify FIFO and logs.
+type RealServerEvent struct {
+	VS     *parser.VirtualServer
+	RS     *parser.RealServer
+	Up     bool
+	Reason string
+}
+
+// QuorumEvent is a virtual server gaining or losing its quorum (quorum_up/quorum_down).
+type QuorumEvent struct {
+	VS *parser.VirtualServer
+	Up bool
+}
+
+// Manager keeps the kernel's IPVS table in line with the virtual_server blocks and the
+// health of their real servers: checks report to it, and every change (or a retry after
+// an error) runs a reconcile pass.
+type Manager struct {
+	kernel Kernel
+	log    *slog.Logger
+
+	// OnRealServer and OnQuorum, when set before Start, receive health and quorum
+	// transitions (called from the engine's goroutines; they must not block long).
+	OnRealServer func(RealServerEvent)
+	OnQuorum     func(QuorumEvent)
+	// CheckStartDelay is added before the first check of each real server
+	// (keepalived waits 1 s).
+	CheckStartDelay time.Duration
+
+	mu      sync.Mutex
+	cfg     *parser.Config
+	health  HealthView
+	byCheck map[string]rsRef // runner RS key -> configuration
+	owned   OwnedSet
+	last    Changes
+	errs    []error
+
+	runner *check.Runner
+	wake   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type rsRef struct {
+	vs  *parser.VirtualServer
+	rs  *parser.RealServer
+	key RealServerKey
+}
+
+// NewManager returns a manager over kernel k.
+func NewManager(k Kernel, log *slog.Logger) *Manager {
+	return &Manager{kernel: k, log: log, owned: OwnedSet{}, wake: make(chan struct{}, 1)}
+}
+
+// Start applies the global IPVS settings (lvs_flush, lvs_timeouts), starts the checks
+// and the reconcile loop. The first pass adopts what the kernel already has.
+func (m *Manager) Start(ctx context.Context, cfg *parser.Config) error {
+	if err := Start(m.kernel, &cfg.Global); err != nil {
+		return fmt.Errorf("ipvs: %w", err)
+	}
+	checks, refs, err := buildChecks(cfg)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.cfg, m.byCheck = cfg, refs
+	m.health = HealthView{RealServers: map[RealServerKey]RSHealth{}, Quorum: map[VirtualServerKey]bool{}}
+	m.mu.Unlock()
+	m.runner = check.NewRunner(check.Options{OnTransition: m.transition, StartDelay: m.CheckStartDelay, Log: m.log})
+	if err := m.runner.Update(checks); err != nil {
+		m.runner.Stop()
+		return fmt.Errorf("ipvs: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel, m.done = cancel, make(chan struct{})
+	go m.loop(runCtx)
+	m.kick()
+	return nil
+}
+
+// buildChecks turns every checker of every real server into a runner check.
+func buildChecks(cfg *parser.Config) ([]check.Check, map[string]rsRef, error) {
+	var checks []check.Check
+	refs := map[string]rsRef{}
+	for _, vs := range cfg.VirtualServers {
+		for _, rs := range vs.RealServers {
+			key := RSKey(vs, rs)
+			id := fmt.Sprintf("%v", key)
+			refs[id] = rsRef{vs: vs, rs: rs, key: key}
+			for i, c := range rs.Checkers {
+				p, err := check.New(c, rs, vs)
+				if err != nil {
+					return nil, nil, fmt.Errorf("ipvs: %s: %w", c.Pos, err)
+				}
+				checks = append(checks, check.Check{
+					ID: fmt.Sprintf("%s|%d|%s", id, i, c.Type), RS: id, Probe: p,
+					Timing: checkTiming(c), Alpha: c.Alpha,
+				})
+			}
+		}
+	}
+	return checks, refs, nil
+}
+
+// checkTiming is a checker's timing for the runner: MISC_CHECK runs until misc_timeout
+// (plus a second for the script's process group to be killed); FILE_CHECK, which has no
+// timing of its own, is read every second.
+func checkTiming(c *parser.Checker) parser.CheckTiming {
+	switch {
+	case c.Timing == nil:
+		return parser.CheckTiming{DelayLoop: parser.Seconds(1), ConnectTimeout: parser.Seconds(1)}
+	case c.Misc != nil:
+		t := *c.Timing
+		t.ConnectTimeout = c.Misc.Timeout + parser.Seconds(1)
+		return t
+	}
+	return *c.Timing
+}
+
+// transition records a real server's new health and wakes the reconcile loop.
+func (m *Manager) transition(t check.Transition) {
+	m.mu.Lock()
+	ref, ok := m.byCheck[t.RS]
+	if ok {
+		m.health.RealServers[ref.key] = RSHealth{Up: t.Up, Weight: t.Weight}
+	}
+	m.mu.Unlock()
+	if !ok {
+		return
+	}
+	state := "DOWN"
+	if t.Up {
+		state = "UP"
+	}
+	m.log.Info("real server "+state, "vs", ref.key.VS, "rs", fmt.Sprintf("%s:%d", ref.rs.Addr, ref.rs.Port), "reason", t.Reason)
+	if m.OnRealServer != nil {
+		m.OnRealServer(RealServerEvent{VS: ref.vs, RS: ref.rs, Up: t.Up, Reason: t.Reason})
+	}
+	m.kick()
+}
+
+func (m *Manager) kick() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// loop runs a reconcile pass on every wake-up, and retries after errors.
+func (m *Manager) loop(ctx context.Context) {
+	defer close(m.done)
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.wake:
+		case <-retry.C:
+		}
+		if m.pass() {
+			retry.Reset(retryEvery)
+		}
+	}
+}
+
+// pass computes the desired table and reconciles; it reports whether to retry.
+func (m *Manager) pass() bool {
+	m.mu.Lock()
+	cfg := m.cfg
+	health := HealthView{RealServers: maps.Clone(m.health.RealServers), Quorum: maps.Clone(m.health.Quorum)}
+	owned := m.owned
+	m.mu.Unlock()
+
+	desired := Desired(cfg, health)
+	changes, err := Reconcile(m.kernel, desired, owned)
+
+	quorum := map[VirtualServerKey]bool{}
+	for _, s := range desired {
+		quorum[s.VS] = s.QuorumUp
+	}
+	var events []QuorumEvent
+	m.mu.Lock()
+	for _, vs := range cfg.VirtualServers {
+		k := VSKey(vs)
+		up, ok := quorum[k]
+		if !ok {
+			continue
+		}
+		if was, seen := m.health.Quorum[k]; seen && was != up {
+			events = append(events, QuorumEvent{VS: vs, Up: up})
+		}
+		m.health.Quorum[k] = up
+	}
+	if changes.Owned != nil {
+		m.owned = changes.Owned
+	}
+	m.last, m.errs = changes, changes.Errors
+	m.mu.Unlock()
+
+	for _, e := range events {
+		m.log.Warn("virtual server quorum changed", "vs", VSKey(e.VS), "up", e.Up)
+		if m.OnQuorum != nil {
+			m.OnQuorum(e)
+		}
+	}
+	if len(changes.Ops) > 0 {
+		m.log.Info("IPVS table updated", "changes", changes.Summary())
+	}
+	if err != nil || len(changes.Errors) > 0 {
+		m.log.Error("IPVS reconcile incomplete; retrying", "err", errors.Join(append(changes.Errors, err)...))
+		return true
+	}
+	return false
+}
+
+// Stop stops the checks and the loop, then removes the services we own unless keep
+// (keepalived's -I) or lvs_flush_on_stop says otherwise.
+func (m *Manager) Stop(keep bool) error {
+	if m.cancel == nil {
+		return nil
+	}
+	m.runner.Stop()
+	m.cancel()
+	<-m.done
+	m.cancel = nil
+	m.mu.Lock()
+	owned, g := m.owned, &m.cfg.Global
+	m.mu.Unlock()
+	changes, err := Stop(m.kernel, owned, g, keep)
+	if len(changes.Ops) > 0 {
+		m.log.Info("IPVS services removed at stop", "changes", changes.Summary())
+	}
+	return err
+}
+
+// Status is a snapshot for status output: the last reconcile and the checks.
+type Status struct {
+	Health  map[RealServerKey]RSHealth
+	Quorum  map[VirtualServerKey]bool
+	Last    Changes
+	Errors  []error
+	Checker check.Snapshot
+}
+
+// Status returns the current state.
+func (m *Manager) Status() Status {
+	m.mu.Lock()
+	st := Status{Health: maps.Clone(m.health.RealServers), Quorum: maps.Clone(m.health.Quorum), Last: m.last, Errors: m.errs}
+	m.mu.Unlock()
+	if m.runner != nil {
+		st.Checker = m.runner.Snapshot()
+	}
+	return st
+}
