@@ -282,11 +282,11 @@ func TestNotifyEnvironment(t *testing.T) {
 
 func TestNotifyRunAsUser(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		skipUnlessCI(t, "needs root")
 	}
 	nobody, err := user.Lookup("nobody")
 	if err != nil {
-		t.Skip("no user nobody")
+		skipUnlessCI(t, "no user nobody")
 	}
 	dir, err := os.MkdirTemp("", "notify-user")
 	if err != nil {
