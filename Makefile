@@ -36,6 +36,7 @@ fuzz:
 # On-demand benchmarks; they print numbers (see docs/benchmarks.md).
 bench: setup build
 	tests/bench/parse.sh
+	$(GO) test ./tests/bench/failover -run '^$$' -bench . -benchtime 1x -timeout 40m
 
 demo: setup build
 	tests/demo/demo.sh
