@@ -173,7 +173,9 @@ func (in *instance) run(ctx context.Context, fault bool, reason string) {
 			in.step(m, Event{Kind: EvShutdown, Now: in.now()})
 			return
 		case ev := <-in.events:
-			ev.Now = in.now()
+			if ev.Now.IsZero() {
+				ev.Now = in.now()
+			}
 			m = in.step(m, ev)
 		case <-timer.C:
 			m = in.step(m, Event{Kind: EvTimer, Now: in.now()})
@@ -196,8 +198,17 @@ func (in *instance) deliver(ev Event) {
 func (in *instance) step(m Machine, ev Event) Machine {
 	from := m.State
 	m, acts := m.Step(ev)
+	// The packets and addresses first, then the transition's log line and notifies:
+	// a new master's first advert goes out before anything slower.
 	for _, a := range acts {
-		in.perform(m, from, a)
+		if a.Kind != ActTransition {
+			in.perform(m, from, a)
+		}
+	}
+	for _, a := range acts {
+		if a.Kind == ActTransition {
+			in.perform(m, from, a)
+		}
 	}
 	in.mu.Lock()
 	in.snap = m

@@ -228,6 +228,7 @@ func (l *rxLoop) run() {
 	var adv Advert
 	for {
 		n, rx, err := l.conn.ReadAdvert(buf)
+		arrived := time.Now() // timers count from the packet, not from the hand-off
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -251,7 +252,7 @@ func (l *rxLoop) run() {
 			in.logDrop(rx.Src, why)
 			continue
 		}
-		in.deliver(Event{Kind: EvAdvert, Advert: ra})
+		in.deliver(Event{Kind: EvAdvert, Advert: ra, Now: arrived})
 	}
 }
 
