@@ -69,6 +69,11 @@ type GlobalDefs struct {
 	RandomSeed               int64       `json:"random_seed,omitempty"`
 	ReloadCheckConfig        bool        `json:"reload_check_config,omitempty"`
 	ReloadCheckConfigLogFile string      `json:"reload_check_config_log_file,omitempty"`
+	// VRRPRTPriority is vrrp_rt_priority: real-time (SCHED_RR) priority 1..99 for the
+	// daemon, so that adverts go out on time on a busy machine; 0 = normal scheduling.
+	VRRPRTPriority int `json:"vrrp_rt_priority,omitempty"`
+	// VRRPPriority is vrrp_priority: the nice value (-20..19) of the daemon.
+	VRRPPriority *int `json:"vrrp_priority,omitempty"`
 }
 
 // LVSTimeouts is lvs_timeouts (0 = leave the kernel's value).
@@ -296,6 +301,13 @@ var globalKeywords = withIgnored(keywords[GlobalDefs]{
 	"json_dump_file":    setGlobalString(func(g *GlobalDefs) *string { return &g.JSONDumpFile }),
 	"json_version":      setGlobalInt(func(g *GlobalDefs) *int { return &g.JSONVersion }, 1, 2),
 	"data_use_instance": setBool(func(g *GlobalDefs) *bool { return &g.DataUseInstance }),
+	"vrrp_rt_priority":  setGlobalInt(func(g *GlobalDefs) *int { return &g.VRRPRTPriority }, 1, 99),
+	"vrrp_priority": func(c *ctx, s *Stmt, g *GlobalDefs) {
+		var n int
+		if setInt(c, s, &n, -20, 19) {
+			g.VRRPPriority = &n
+		}
+	},
 	"random_seed": func(c *ctx, s *Stmt, g *GlobalDefs) {
 		setInt(c, s, &g.RandomSeed, 0, 1<<62)
 	},
@@ -313,8 +325,8 @@ var globalKeywords = withIgnored(keywords[GlobalDefs]{
 	// SNMP, DBus, firewall integration, VMAC, network namespaces...).
 	"tmp_config_directory", "config_save_dir", "process_names", "process_name",
 	"vrrp_process_name", "checker_process_name", "bfd_process_name",
-	"vrrp_priority", "checker_priority", "bfd_priority", "vrrp_no_swap", "checker_no_swap", "bfd_no_swap",
-	"vrrp_rt_priority", "checker_rt_priority", "bfd_rt_priority",
+	"checker_priority", "bfd_priority", "vrrp_no_swap", "checker_no_swap", "bfd_no_swap",
+	"checker_rt_priority", "bfd_rt_priority",
 	"vrrp_rlimit_rttime", "checker_rlimit_rttime", "bfd_rlimit_rttime",
 	"vrrp_cpu_affinity", "checker_cpu_affinity", "bfd_cpu_affinity",
 	"max_auto_priority", "min_auto_priority_delay",

@@ -35,6 +35,11 @@ func runDaemon(o *options, stderr io.Writer) int {
 			defer os.Remove(o.pidFile)
 		}
 	}
+	if err := applyScheduling(&cfg.Global); err != nil {
+		log.Warn("cannot apply vrrp_priority / vrrp_rt_priority", "err", err)
+	} else if cfg.Global.VRRPRTPriority > 0 {
+		log.Info("real-time scheduling", "policy", "SCHED_RR", "priority", cfg.Global.VRRPRTPriority)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 

@@ -3,12 +3,19 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"gokeepalived/parser"
 )
 
 func runArgs(args ...string) (code int, stdout, stderr string) {
@@ -107,5 +114,38 @@ func TestGenhashCommand(t *testing.T) {
 	}
 	if code, _, _ := runArgs("genhash"); code != exitUsage {
 		t.Errorf("genhash without -u: exit %d", code)
+	}
+}
+
+// TestApplyScheduling: vrrp_rt_priority puts every thread under SCHED_RR (needs root, as
+// the daemon does).
+func TestApplyScheduling(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("needs root")
+		}
+		t.Skip("needs root")
+	}
+	done := make(chan error)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		nice := 0
+		if err := applyScheduling(&parser.GlobalDefs{VRRPRTPriority: 10, VRRPPriority: &nice}); err != nil {
+			done <- err
+			return
+		}
+		a, err := unix.SchedGetAttr(0, 0)
+		if err == nil && (a.Policy != unix.SCHED_RR || a.Priority != 10) {
+			err = fmt.Errorf("policy %d priority %d, want SCHED_RR 10", a.Policy, a.Priority)
+		}
+		done <- err
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Put the whole test process back to normal scheduling.
+	if err := applyScheduling(&parser.GlobalDefs{VRRPPriority: new(int)}); err != nil {
+		t.Fatal(err)
 	}
 }

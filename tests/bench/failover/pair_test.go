@@ -31,7 +31,7 @@ func newPair(l *benchLab, im impl, version int, advert time.Duration, vrid uint8
 }
 
 // conf is the director configuration: the seed scenario (v2, advert_int 1, PASS
-// authentication) or VRRPv3 without authentication.
+// authentication) or VRRPv3 without authentication; GKA_RT=N adds vrrp_rt_priority N.
 func (p *pair) conf(prio uint8) string {
 	auth := `
     authentication {
@@ -42,7 +42,13 @@ func (p *pair) conf(prio uint8) string {
 	if p.version == 3 {
 		auth, version = "", "\n    version 3"
 	}
-	return fmt.Sprintf(`
+	global := ""
+	if rt := os.Getenv("GKA_RT"); rt != "" {
+		// The same real-time priority for both implementations (keepalived's
+		// vrrp_rt_priority, which gokeepalived implements too).
+		global = "global_defs {\n    vrrp_rt_priority " + rt + "\n}\n"
+	}
+	return global + fmt.Sprintf(`
 vrrp_instance VI_%d {
     state BACKUP
     interface eth0
