@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -29,7 +30,7 @@ type instance struct {
 	cfg    *parser.VRRPInstance
 	family Family
 	pol    rxPolicy
-	conn   AdvertConn
+	loop   *rxLoop      // the socket of the instance's interface and family
 	dsts   []netip.Addr // the multicast group, or the unicast peers
 	src    netip.Addr
 	ttl    int
@@ -282,11 +283,15 @@ func (in *instance) sendAdvert(prio uint8) {
 	} else {
 		a.AdverInt = uint16(in.cfg.AdvertInt.D() / time.Second)
 	}
+	conn := in.loop.getConn()
 	for _, dst := range in.dsts {
 		b, err := a.AppendMarshal(in.buf[:0], in.pol.ckMode, in.src, dst)
+		if err == nil && conn == nil {
+			err = fmt.Errorf("no socket on %s yet", in.cfg.Interface)
+		}
 		if err == nil {
 			in.buf = b
-			err = in.conn.WriteAdvert(b, in.src, dst, in.ttl)
+			err = conn.WriteAdvert(b, in.src, dst, in.ttl)
 		}
 		if err != nil {
 			in.stats.SendErr.Add(1)

@@ -60,7 +60,9 @@ func NewManager(k Kernel, log *slog.Logger) *Manager {
 type rxLoop struct {
 	ifname  string
 	family  Family
-	conn    AdvertConn
+	opts    ConnOptions
+	mu      sync.Mutex
+	conn    AdvertConn // nil until the socket could be opened
 	byVRID  map[uint8]*instance
 	unknown atomic.Uint64 // adverts for a VRID we do not run
 	short   atomic.Uint64 // too short to carry a VRID
@@ -123,25 +125,11 @@ func (m *Manager) Start(ctx context.Context, cfg *parser.Config) error {
 	}
 	syncGroups(cfg, byName)
 	var opened []*rxLoop
-	closeAll := func() {
-		for _, l := range opened {
-			l.conn.Close()
-		}
-		if err := nt.stop(); err != nil {
-			m.log.Warn("notify shutdown", "err", err)
-		}
-	}
 	for k, l := range loops {
-		opts := ConnOptions{Groups: groups[k], Unicast: len(groups[k]) == 0}
-		conn, err := m.kernel.Listen(k.ifname, k.family, opts)
-		if err != nil {
-			closeAll()
-			return fmt.Errorf("vrrp: %w", err)
-		}
-		l.conn = conn
+		l.opts = ConnOptions{Groups: groups[k], Unicast: len(groups[k]) == 0}
 		opened = append(opened, l)
 		for _, in := range l.byVRID {
-			in.conn = conn
+			in.loop = l
 		}
 	}
 	for _, in := range insts {
@@ -181,7 +169,11 @@ func (m *Manager) Start(ctx context.Context, cfg *parser.Config) error {
 		ts.run(runCtx, &m.wg, cfg, m.kernel.NewSensor)
 	}
 	for _, l := range opened {
-		go l.run()
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			l.open(runCtx, m.kernel.Listen)
+		}()
 	}
 	m.wg.Add(1)
 	go func() {
@@ -204,7 +196,9 @@ func (m *Manager) Stop() {
 	cancel()
 	m.wg.Wait()
 	for _, l := range loops {
-		l.conn.Close()
+		if c := l.getConn(); c != nil {
+			c.Close()
+		}
 	}
 	if err := nt.stop(); err != nil {
 		m.log.Warn("notify shutdown", "err", err)
@@ -223,11 +217,50 @@ func (m *Manager) Deliver(name string, ev Event) bool {
 	return true
 }
 
-func (l *rxLoop) run() {
+// reopenEvery is how often a socket that could not be opened (a missing interface) is
+// tried again. Meanwhile the instances on it run (their interface tracker holds them in
+// FAULT), as keepalived does with an interface that is not there yet.
+const reopenEvery = time.Second
+
+// open opens the loop's socket, retrying until it works or ctx ends, then starts reading.
+func (l *rxLoop) open(ctx context.Context, listen func(string, Family, ConnOptions) (AdvertConn, error)) {
+	logged := false
+	for {
+		conn, err := listen(l.ifname, l.family, l.opts)
+		if err == nil {
+			l.mu.Lock()
+			l.conn = conn
+			l.mu.Unlock()
+			if logged {
+				l.log.Info("VRRP socket open")
+			}
+			go l.run(conn)
+			return
+		}
+		if !logged {
+			l.log.Warn("cannot open the VRRP socket; retrying every second", "err", err)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(reopenEvery):
+		}
+	}
+}
+
+// getConn returns the socket, nil while it is not open.
+func (l *rxLoop) getConn() AdvertConn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.conn
+}
+
+func (l *rxLoop) run(conn AdvertConn) {
 	buf := make([]byte, 1500)
 	var adv Advert
 	for {
-		n, rx, err := l.conn.ReadAdvert(buf)
+		n, rx, err := conn.ReadAdvert(buf)
 		arrived := time.Now() // timers count from the packet, not from the hand-off
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {

@@ -158,7 +158,7 @@ func TestManagerRejectsBadAdverts(t *testing.T) {
 	link := NewFakeLink()
 	d := startDirector(t, link, "d", 2, 100, "")
 	eventually(t, 3*time.Second, "master", func() bool { return d.state() == StateMaster })
-	inj := d.mgr.loops[0].conn.(*FakeConn) // Inject feeds this connection's receive queue
+	inj := d.mgr.loops[0].getConn().(*FakeConn) // Inject feeds this connection's receive queue
 	group := DefaultGroup(FamilyIPv4)
 	src := netip.MustParseAddr("10.0.0.9")
 	good := func(mut func(*Advert)) []byte {
@@ -231,4 +231,33 @@ func TestManagerNotifyFIFO(t *testing.T) {
 			t.Fatalf("no FIFO line; want %q", w)
 		}
 	}
+}
+
+// TestManagerInterfaceAppearsLater: a socket that cannot be opened at start (the
+// interface is not there yet) does not stop the daemon; it is retried and the instance
+// then elects as usual.
+func TestManagerInterfaceAppearsLater(t *testing.T) {
+	link := NewFakeLink()
+	addr := netip.AddrFrom4([4]byte{10, 0, 0, 7})
+	var mu sync.Mutex
+	failures := 2
+	d := &director{addr: addr, addrs: &FakeAddrs{}, ann: &FakeAnnouncer{}}
+	d.mgr = NewManager(Kernel{
+		Listen: func(ifname string, f Family, opts ConnOptions) (AdvertConn, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if failures > 0 {
+				failures--
+				return nil, fmt.Errorf("no interface %s", ifname)
+			}
+			return link.Listen(f, opts, addr)
+		},
+		Addrs: d.addrs, Announcer: d.ann,
+		PrimaryAddr: func(string, Family) (netip.Addr, error) { return addr, nil },
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := d.mgr.Start(context.Background(), fakeConfig(t, 100, "")); err != nil {
+		t.Fatalf("start failed instead of retrying: %v", err)
+	}
+	t.Cleanup(d.mgr.Stop)
+	eventually(t, 5*time.Second, "master once the socket opens", func() bool { return d.state() == StateMaster })
 }
