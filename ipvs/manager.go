@@ -273,3 +273,61 @@ func (m *Manager) Status() Status {
 	}
 	return st
 }
+
+// RealServerStatus is one real server as the status API shows it.
+type RealServerStatus struct {
+	VS        *parser.VirtualServer
+	RS        *parser.RealServer
+	Up        bool
+	Weight    int // the weight it has in IPVS terms (configured or dynamic; 0 when down)
+	Checks    []check.CheckStatus
+	LastCheck time.Time
+	Latency   time.Duration // of the last finished check attempt
+	LastError string
+}
+
+// RealServers returns every configured real server with its health and checks, in
+// configuration order.
+func (m *Manager) RealServers() []RealServerStatus {
+	m.mu.Lock()
+	cfg, health, refs := m.cfg, maps.Clone(m.health.RealServers), m.byCheck
+	m.mu.Unlock()
+	if cfg == nil {
+		return nil
+	}
+	byRS := map[string][]check.CheckStatus{}
+	if m.runner != nil {
+		for _, c := range m.runner.Snapshot().Checks {
+			byRS[c.RS] = append(byRS[c.RS], c)
+		}
+	}
+	ids := map[RealServerKey]string{}
+	for id, r := range refs {
+		ids[r.key] = id
+	}
+	var out []RealServerStatus
+	for _, vs := range cfg.VirtualServers {
+		for _, rs := range vs.RealServers {
+			key := RSKey(vs, rs)
+			h, ok := health[key]
+			st := RealServerStatus{VS: vs, RS: rs, Up: !ok || h.Up, Checks: byRS[ids[key]]}
+			if st.Up {
+				st.Weight = rs.Weight
+				if h.Weight != nil {
+					st.Weight = *h.Weight
+				}
+			}
+			for _, c := range st.Checks {
+				if c.LastStart.After(st.LastCheck) {
+					st.LastCheck, st.Latency = c.LastStart, c.LastResult.Latency
+					st.LastError = ""
+					if c.LastResult.Err != nil {
+						st.LastError = c.LastResult.Err.Error()
+					}
+				}
+			}
+			out = append(out, st)
+		}
+	}
+	return out
+}

@@ -71,6 +71,13 @@ func runDaemon(o *options, stderr io.Writer) int {
 		lvs = m
 		defer stopLVS()
 	}
+	sock := o.controlSocket
+	if sock == "" {
+		sock = controlSocketFor(o.pidFile)
+	}
+	if err := serveControl(ctx, sock, log, func() statusDoc { return buildStatus(mgr, lvs) }); err != nil {
+		log.Warn("no status socket", "err", err)
+	}
 	log.Info("gokeepalived started", "version", version, "instances", len(cfg.Instances), "virtual_servers", len(cfg.VirtualServers))
 	serveSignals(ctx, log, cfg, mgr)
 	log.Info("stopping")

@@ -9,6 +9,9 @@ import (
 // defaultConfigFile is keepalived's default configuration path.
 const defaultConfigFile = "/etc/keepalived/keepalived.conf"
 
+// defaultPidFile is keepalived's default pid file.
+const defaultPidFile = "/run/keepalived.pid"
+
 // options are the command-line flags, named as keepalived's.
 type options struct {
 	configFile     string
@@ -27,6 +30,7 @@ type options struct {
 	dontReleaseVIP bool
 	dontReleaseLVS bool
 	signum         string
+	controlSocket  string
 }
 
 // parseFlags reads keepalived-compatible flags (short and long forms).
@@ -44,11 +48,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVarP(&o.logDetail, "log-detail", "D", false, "detailed log messages")
 	fs.BoolVarP(&o.vrrpOnly, "vrrp", "P", false, "run only the VRRP engine")
 	fs.BoolVarP(&o.checkOnly, "check", "C", false, "run only the health-check engine")
-	fs.StringVarP(&o.pidFile, "pid", "p", "/run/keepalived.pid", "pid file")
+	fs.StringVarP(&o.pidFile, "pid", "p", defaultPidFile, "pid file")
 	fs.StringVarP(&o.vrrpPidFile, "vrrp_pid", "r", "", "accepted for compatibility (one process runs both engines)")
 	fs.StringVarP(&o.checkPidFile, "checkers_pid", "c", "", "accepted for compatibility (one process runs both engines)")
 	fs.BoolVarP(&o.dontReleaseVIP, "dont-release-vrrp", "V", false, "leave the virtual addresses in place on stop")
 	fs.BoolVarP(&o.dontReleaseLVS, "dont-release-ipvs", "I", false, "leave the IPVS table in place on stop")
+	fs.StringVar(&o.controlSocket, "control-socket", "", "unix socket for `gokeepalived status` (default /run/gokeepalived.sock, or the pid file's name with .sock)")
 	fs.StringVar(&o.signum, "signum", "", "print the number of the signal NAME (RELOAD, STOP, DATA, STATS, STATS_CLEAR, JSON) and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

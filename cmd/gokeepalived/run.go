@@ -19,8 +19,13 @@ const (
 
 // run is main without the process: it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "genhash" {
-		return runGenhash(args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "genhash":
+			return runGenhash(args[1:], stdout, stderr)
+		case "status":
+			return runStatus(args[1:], stdout, stderr)
+		}
 	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {

@@ -149,3 +149,14 @@ func TestApplyScheduling(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestControlSocketFor(t *testing.T) {
+	for pid, want := range map[string]string{
+		"": defaultControlSocket, defaultPidFile: defaultControlSocket,
+		"/tmp/lab/d1.pid": "/tmp/lab/d1.sock", "/run/x": "/run/x.sock",
+	} {
+		if got := controlSocketFor(pid); got != want {
+			t.Errorf("controlSocketFor(%q) = %q, want %q", pid, got, want)
+		}
+	}
+}

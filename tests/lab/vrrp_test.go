@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -517,5 +518,39 @@ global_defs {
 	}
 	if d.Wait(100 * time.Millisecond) {
 		t.Fatalf("daemon exited after a dump signal:\n%s", d.Log())
+	}
+}
+
+// TestStatusSocket: `gokeepalived status --json` reads the running daemon's state over
+// its control socket (by default the pid file's name with .sock).
+func TestStatusSocket(t *testing.T) {
+	l := New(t, 2)
+	l.Start(0, "d1", seedConfig(150, ""), binary)
+	l.Start(1, "d2", seedConfig(100, ""), binary)
+	waitHolder(t, l, VIP, 0, 10*time.Second)
+	status := func(name string) map[string]any {
+		out, err := exec.Command(binary, "status", "--json", "-S", l.dir+"/"+name+".sock").Output()
+		if err != nil {
+			t.Fatalf("status %s: %v", name, err)
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(out, &doc); err != nil {
+			t.Fatalf("status %s: %v\n%s", name, err, out)
+		}
+		return doc
+	}
+	inst := func(doc map[string]any) map[string]any {
+		return doc["vrrp_instances"].([]any)[0].(map[string]any)
+	}
+	if i := inst(status("d1")); i["state"] != "MASTER" || i["effective_priority"] != float64(150) {
+		t.Errorf("d1 status: %v", i)
+	}
+	i := inst(status("d2"))
+	if i["state"] != "BACKUP" || i["master"] != "192.168.71.1" || i["master_priority"] != float64(150) {
+		t.Errorf("d2 status: %v", i)
+	}
+	out, err := exec.Command(binary, "status", "-S", l.dir+"/d2.sock").Output()
+	if err != nil || !strings.Contains(string(out), "VRRP VI_1: BACKUP, priority 100 (base 100), master 192.168.71.1 priority 150") {
+		t.Errorf("text status: %v\n%s", err, out)
 	}
 }
