@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -47,6 +48,7 @@ type Manager struct {
 	CheckStartDelay time.Duration
 
 	mu      sync.Mutex
+	held    map[netip.Addr]bool // local addresses; nil until SetHeld (no ha_suspend then)
 	cfg     *parser.Config
 	health  HealthView
 	byCheck map[string]rsRef // runner RS key -> configuration
@@ -77,11 +79,12 @@ func (m *Manager) Start(ctx context.Context, cfg *parser.Config) error {
 	if err := Start(m.kernel, &cfg.Global); err != nil {
 		return fmt.Errorf("ipvs: %w", err)
 	}
-	checks, refs, err := buildChecks(cfg)
+	m.mu.Lock()
+	checks, refs, err := buildChecks(cfg, m.held)
 	if err != nil {
+		m.mu.Unlock()
 		return err
 	}
-	m.mu.Lock()
 	m.cfg, m.byCheck = cfg, refs
 	m.health = HealthView{RealServers: map[RealServerKey]RSHealth{}, Quorum: map[VirtualServerKey]bool{}}
 	m.mu.Unlock()
@@ -97,15 +100,20 @@ func (m *Manager) Start(ctx context.Context, cfg *parser.Config) error {
 	return nil
 }
 
-// buildChecks turns every checker of every real server into a runner check.
-func buildChecks(cfg *parser.Config) ([]check.Check, map[string]rsRef, error) {
+// buildChecks turns every checker of every real server into a runner check, leaving out
+// those of virtual servers with ha_suspend whose address this director does not hold.
+func buildChecks(cfg *parser.Config, held map[netip.Addr]bool) ([]check.Check, map[string]rsRef, error) {
 	var checks []check.Check
 	refs := map[string]rsRef{}
 	for _, vs := range cfg.VirtualServers {
+		paused := suspended(vs, held)
 		for _, rs := range vs.RealServers {
 			key := RSKey(vs, rs)
 			id := fmt.Sprintf("%v", key)
 			refs[id] = rsRef{vs: vs, rs: rs, key: key}
+			if paused {
+				continue
+			}
 			for i, c := range rs.Checkers {
 				p, err := check.New(c, rs, vs)
 				if err != nil {
@@ -119,6 +127,35 @@ func buildChecks(cfg *parser.Config) ([]check.Check, map[string]rsRef, error) {
 		}
 	}
 	return checks, refs, nil
+}
+
+// suspended reports whether ha_suspend pauses a virtual server's checks: its address is
+// not on this director. Before SetHeld is first called nothing is suspended.
+func suspended(vs *parser.VirtualServer, held map[netip.Addr]bool) bool {
+	return vs.HASuspend && held != nil && vs.Addr.IsValid() && !held[vs.Addr]
+}
+
+// SetHeld tells the manager which addresses this director holds (called at start and
+// after every VRRP transition). Virtual servers with ha_suspend check their real servers
+// only while their address is held (keepalived's ha_suspend); their real servers keep
+// their last state meanwhile.
+func (m *Manager) SetHeld(addrs []netip.Addr) error {
+	held := map[netip.Addr]bool{}
+	for _, a := range addrs {
+		held[a.Unmap()] = true
+	}
+	m.mu.Lock()
+	m.held = held
+	cfg := m.cfg
+	m.mu.Unlock()
+	if cfg == nil || m.runner == nil {
+		return nil
+	}
+	checks, _, err := buildChecks(cfg, held)
+	if err != nil {
+		return err
+	}
+	return m.runner.Update(checks)
 }
 
 // checkTiming is a checker's timing for the runner: MISC_CHECK runs until misc_timeout

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -123,4 +124,36 @@ func TestManagerFollowsHealth(t *testing.T) {
 	if s, _ := k.Services(); len(s) != 0 {
 		t.Errorf("services left after Stop: %v", s)
 	}
+}
+
+// TestManagerHASuspend: with ha_suspend the checks of a virtual server run only while
+// this director holds its address; meanwhile its real servers keep their last state.
+func TestManagerHASuspend(t *testing.T) {
+	ln, port := listen(t)
+	defer ln.Close()
+	cfg := managerConfig(t, port)
+	cfg.VirtualServers[0].HASuspend = true
+	k := &Fake{}
+	m := NewManager(k, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := m.SetHeld(nil); err != nil { // this director holds nothing
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop(false)
+	attempts := func() uint64 {
+		var n uint64
+		for _, c := range m.Status().Checker.Checks {
+			n += c.Attempts
+		}
+		return n
+	}
+	if n := len(m.Status().Checker.Checks); n != 0 {
+		t.Fatalf("%d checks scheduled while the address is not held", n)
+	}
+	if err := m.SetHeld([]netip.Addr{netip.MustParseAddr("10.0.0.1")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "checks running once the VIP is held", func() bool { return attempts() > 0 })
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 
 	"gokeepalived/ipvs"
@@ -43,6 +46,9 @@ func runDaemon(o *options, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
+	// ha_suspend: the LVS engine learns which addresses this director holds, at start
+	// and after every VRRP transition.
+	var lvsRef atomic.Pointer[ipvs.Manager]
 	var mgr *vrrp.Manager
 	if !o.checkOnly && len(cfg.Instances) > 0 {
 		am := vrrp.NewAddrManager(nil)
@@ -53,6 +59,13 @@ func runDaemon(o *options, stderr io.Writer) int {
 			NewSensor: vrrp.LinuxSensor,
 		}, log)
 		mgr.KeepVIPsOnStop = o.dontReleaseVIP
+		mgr.OnTransition = func(vrrp.Transition) {
+			if l := lvsRef.Load(); l != nil {
+				if err := l.SetHeld(localAddrs()); err != nil {
+					log.Warn("ha_suspend update", "err", err)
+				}
+			}
+		}
 		if err := mgr.Start(ctx, cfg); err != nil {
 			log.Error("cannot start VRRP", "err", err)
 			return exitDaemon
@@ -69,6 +82,7 @@ func runDaemon(o *options, stderr io.Writer) int {
 			return exitDaemon
 		}
 		lvs = m
+		lvsRef.Store(m)
 		defer stopLVS()
 	}
 	sock := o.controlSocket
@@ -163,4 +177,20 @@ func writeDump(log *slog.Logger, path string, render func(io.Writer) error) {
 		return
 	}
 	log.Info("dump written", "file", path)
+}
+
+// localAddrs lists the addresses on this host's interfaces (ha_suspend's "is the VIP
+// here").
+func localAddrs() []netip.Addr {
+	ifas, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range ifas {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr())
+		}
+	}
+	return out
 }

@@ -23,6 +23,9 @@ func startLVS(ctx context.Context, cfg *parser.Config, log *slog.Logger) (*ipvs.
 	}
 	m := ipvs.NewManager(k, log)
 	m.CheckStartDelay = time.Second // keepalived's BOOTSTRAP_DELAY
+	if err := m.SetHeld(localAddrs()); err != nil {
+		return nil, nil, err
+	}
 	runner := vrrp.NewNotifyRunner(&cfg.Global, log)
 	var fifos []*vrrp.FIFO
 	for _, f := range []struct {
