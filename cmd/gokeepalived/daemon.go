@@ -92,6 +92,11 @@ func runDaemon(o *options, stderr io.Writer) int {
 	if err := serveControl(ctx, sock, log, func() statusDoc { return buildStatus(mgr, lvs) }); err != nil {
 		log.Warn("no status socket", "err", err)
 	}
+	if o.metricsAddress != "" {
+		if err := serveMetrics(ctx, o.metricsAddress, log, metricsHandler(mgr, lvs)); err != nil {
+			log.Error("cannot serve metrics", "err", err)
+		}
+	}
 	log.Info("gokeepalived started", "version", version, "instances", len(cfg.Instances), "virtual_servers", len(cfg.VirtualServers))
 	serveSignals(ctx, log, cfg, mgr)
 	log.Info("stopping")

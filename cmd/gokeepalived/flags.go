@@ -31,6 +31,7 @@ type options struct {
 	dontReleaseLVS bool
 	signum         string
 	controlSocket  string
+	metricsAddress string
 }
 
 // parseFlags reads keepalived-compatible flags (short and long forms).
@@ -54,6 +55,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVarP(&o.dontReleaseVIP, "dont-release-vrrp", "V", false, "leave the virtual addresses in place on stop")
 	fs.BoolVarP(&o.dontReleaseLVS, "dont-release-ipvs", "I", false, "leave the IPVS table in place on stop")
 	fs.StringVar(&o.controlSocket, "control-socket", "", "unix socket for `gokeepalived status` (default /run/gokeepalived.sock, or the pid file's name with .sock)")
+	fs.StringVar(&o.metricsAddress, "metrics-address", "", "serve Prometheus metrics at http://ADDRESS/metrics (off when empty)")
 	fs.StringVar(&o.signum, "signum", "", "print the number of the signal NAME (RELOAD, STOP, DATA, STATS, STATS_CLEAR, JSON) and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
