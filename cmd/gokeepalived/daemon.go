@@ -97,9 +97,13 @@ func runDaemon(o *options, stderr io.Writer) int {
 			log.Error("cannot serve metrics", "err", err)
 		}
 	}
+	if err := sdNotify("READY=1"); err != nil {
+		log.Warn("cannot notify systemd", "err", err)
+	}
 	log.Info("gokeepalived started", "version", version, "instances", len(cfg.Instances), "virtual_servers", len(cfg.VirtualServers))
 	serveSignals(ctx, log, cfg, mgr)
 	log.Info("stopping")
+	_ = sdNotify("STOPPING=1")
 	if lvs != nil {
 		if err := lvs.Stop(o.dontReleaseLVS); err != nil {
 			log.Error("IPVS cleanup at stop", "err", err)
