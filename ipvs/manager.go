@@ -100,6 +100,27 @@ func (m *Manager) Start(ctx context.Context, cfg *parser.Config) error {
 	return nil
 }
 
+// Reload switches to a new configuration: the checks of unchanged real servers keep
+// their state and schedule (keepalived: a failed real server is not re-added on reload),
+// and one reconcile pass moves only the services and destinations that changed.
+// lvs_flush is not applied again.
+func (m *Manager) Reload(cfg *parser.Config) error {
+	m.mu.Lock()
+	checks, refs, err := buildChecks(cfg, m.held)
+	m.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := m.runner.Update(checks); err != nil {
+		return fmt.Errorf("ipvs: %w", err)
+	}
+	m.mu.Lock()
+	m.cfg, m.byCheck = cfg, refs
+	m.mu.Unlock()
+	m.kick()
+	return nil
+}
+
 // buildChecks turns every checker of every real server into a runner check, leaving out
 // those of virtual servers with ha_suspend whose address this director does not hold.
 func buildChecks(cfg *parser.Config, held map[netip.Addr]bool) ([]check.Check, map[string]rsRef, error) {

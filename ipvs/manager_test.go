@@ -157,3 +157,27 @@ func TestManagerHASuspend(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "checks running once the VIP is held", func() bool { return attempts() > 0 })
 }
+
+// TestManagerReload: a reload that adds a real server programs only that destination;
+// the other keeps its health (no re-check storm) and nothing else is written.
+func TestManagerReload(t *testing.T) {
+	ln1, p1 := listen(t)
+	defer ln1.Close()
+	ln2, p2 := listen(t)
+	defer ln2.Close()
+	k := &Fake{}
+	m := NewManager(k, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := m.Start(context.Background(), managerConfig(t, p1)); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop(false)
+	waitFor(t, 5*time.Second, "first destination", func() bool { return strings.Contains(k.Dump(), fmt.Sprintf(":%d", p1)) })
+	k.ResetCalls()
+	if err := m.Reload(managerConfig(t, p1, p2)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "second destination", func() bool { return strings.Contains(k.Dump(), fmt.Sprintf(":%d", p2)) })
+	if w := k.Writes(); w != 1 {
+		t.Errorf("reload made %d kernel writes, want 1 (the new destination)", w)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gokeepalived/parser"
@@ -51,8 +52,15 @@ type instance struct {
 	events   chan Event
 	readd    chan *parser.VIP
 	announce chan int
-	stats    Stats
+	stats    *Stats
 	buf      []byte
+
+	// Reload: carried is the state handed over by the previous generation (nil for a
+	// new instance) with that instance's addresses; handover set asks run to stop
+	// without shutting down, so that the next generation continues.
+	carried  *Machine
+	oldVIPs  []*parser.VIP
+	handover atomic.Bool
 
 	mu   sync.Mutex
 	snap Machine
@@ -91,6 +99,7 @@ func newInstance(cfg *parser.VRRPInstance, g *parser.GlobalDefs, k Kernel, log *
 		announce: make(chan int, 4),
 		ttl:      255,
 		src:      cfg.SrcIP,
+		stats:    &Stats{},
 	}
 	if cfg.Family == 6 {
 		in.family = FamilyIPv6
@@ -158,9 +167,13 @@ func (in *instance) params() Params {
 // run drives the instance until ctx ends, then shuts it down (priority-0 advert and
 // address removal when master) before returning.
 func (in *instance) run(ctx context.Context, fault bool, reason string) {
-	m := NewMachine(in.params())
 	go in.announcer(ctx)
-	m = in.step(m, Event{Kind: EvStart, Now: in.now(), Fault: fault, Reason: reason})
+	var m Machine
+	if in.carried != nil {
+		m = *in.carried
+	} else {
+		m = in.step(NewMachine(in.params()), Event{Kind: EvStart, Now: in.now(), Fault: fault, Reason: reason})
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -170,6 +183,9 @@ func (in *instance) run(ctx context.Context, fault bool, reason string) {
 		}
 		select {
 		case <-ctx.Done():
+			if in.handover.Load() {
+				return // a reload keeps this instance: the next generation continues
+			}
 			in.stopping = true
 			in.step(m, Event{Kind: EvShutdown, Now: in.now()})
 			return
@@ -184,6 +200,51 @@ func (in *instance) run(ctx context.Context, fault bool, reason string) {
 			in.readdVIP(m, v)
 		}
 	}
+}
+
+// continueMachine takes over the state of the same instance from before a reload with
+// the new parameters (called by the manager before the instance runs). A master keeps its addresses: only those added or removed by the
+// reload reach the kernel, so an unchanged instance causes no address event at all.
+func (in *instance) continueMachine(m Machine) Machine {
+	base := m.P.Priority
+	m.P = in.params()
+	if m.P.Priority != base && !m.IsOwner() {
+		m.Priority = m.P.Priority // the trackers' view follows at once
+	}
+	if m.State == StateMaster {
+		key := func(v *parser.VIP) string { return v.Prefix.String() + " " + v.Dev }
+		old := map[string]*parser.VIP{}
+		for _, v := range in.oldVIPs {
+			old[key(v)] = v
+		}
+		added := 0
+		for _, v := range in.vips {
+			if old[key(v)] != nil {
+				delete(old, key(v))
+				continue
+			}
+			if err := in.kernel.Addrs.Add(v); err != nil {
+				in.log.Error("cannot add virtual address", "addr", v.Prefix, "dev", v.Dev, "err", err)
+			}
+			added++
+		}
+		for _, v := range old {
+			if err := in.kernel.Addrs.Del(v); err != nil {
+				in.log.Error("cannot remove virtual address", "addr", v.Prefix, "dev", v.Dev, "err", err)
+			}
+		}
+		if added > 0 {
+			select {
+			case in.announce <- max(1, in.cfg.GARPMasterRepeat):
+			default:
+			}
+		}
+	}
+	in.mu.Lock()
+	in.snap = m
+	in.mu.Unlock()
+	in.log.Info("configuration reloaded; state kept", "state", m.State.String())
+	return m
 }
 
 // deliver hands an event to the instance without blocking the caller (the receive loop

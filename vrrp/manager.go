@@ -41,19 +41,34 @@ type Manager struct {
 	// the priority-0 advertisement is still sent.
 	KeepVIPsOnStop bool
 
-	mu     sync.Mutex
-	notes  *notifications
-	tracks *trackers
+	mu  sync.Mutex
+	gen *generation // the running configuration; nil when stopped
+}
+
+// generation is one running configuration: its instances, sockets, trackers and
+// notifications. A reload replaces the generation; kept instances hand their state over.
+type generation struct {
+	cfg    *parser.Config
 	insts  []*instance
 	byName map[string]*instance
 	loops  []*rxLoop
+	notes  *notifications
+	tracks *trackers
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
+// handover is what a reload carries from the old generation to the new one.
+type handover struct {
+	machines map[Identity]Machine
+	vips     map[Identity][]*parser.VIP // the old instance's addresses, for the diff
+	stats    map[Identity]*Stats
+	status   map[trackKey]TrackStatus
+}
+
 // NewManager returns a manager using the given kernel interfaces.
 func NewManager(k Kernel, log *slog.Logger) *Manager {
-	return &Manager{kernel: k, log: log, byName: map[string]*instance{}}
+	return &Manager{kernel: k, log: log}
 }
 
 // rxLoop reads one interface and family and hands adverts to instances by VRID.
@@ -80,9 +95,43 @@ type loopKey struct {
 func (m *Manager) Start(ctx context.Context, cfg *parser.Config) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.cancel != nil {
+	if m.gen != nil {
 		return errors.New("vrrp: manager already started")
 	}
+	g, err := m.launch(ctx, cfg, nil)
+	if err != nil {
+		return err
+	}
+	m.gen = g
+	return nil
+}
+
+// Reload replaces the running configuration as keepalived does: an instance whose
+// identity (IdentityOf) is unchanged keeps its state, counters and addresses — only
+// addresses that were added or removed touch the kernel —; removed instances shut down
+// (priority 0 when master); new ones start in BACKUP. cfg must already be validated.
+func (m *Manager) Reload(ctx context.Context, cfg *parser.Config) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.gen == nil {
+		return errors.New("vrrp: manager not started")
+	}
+	keep := map[Identity]bool{}
+	for _, c := range cfg.Instances {
+		keep[IdentityOf(c)] = true
+	}
+	h := m.stopGen(m.gen, keep)
+	m.gen = nil
+	g, err := m.launch(ctx, cfg, h)
+	if err != nil {
+		return err
+	}
+	m.gen = g
+	return nil
+}
+
+// launch builds and starts a generation; h carries the state of kept instances.
+func (m *Manager) launch(ctx context.Context, cfg *parser.Config, h *handover) (*generation, error) {
 	loops := map[loopKey]*rxLoop{}
 	groups := map[loopKey][]netip.Addr{}
 	var insts []*instance
@@ -103,7 +152,8 @@ func (m *Manager) Start(ctx context.Context, cfg *parser.Config) error {
 		}
 		in.keepVIPsOnStop = m.KeepVIPsOnStop
 		if c.Interface == "" {
-			return fmt.Errorf("vrrp: instance %s: an interface is required", c.Name)
+			nt.stop()
+			return nil, fmt.Errorf("vrrp: instance %s: an interface is required", c.Name)
 		}
 		k := loopKey{c.Interface, in.family}
 		if len(c.UnicastPeers) == 0 && !slices.Contains(groups[k], c.McastGroup) {
@@ -114,7 +164,8 @@ func (m *Manager) Start(ctx context.Context, cfg *parser.Config) error {
 				logUnk: cfg.Global.LogUnknownVRIDs, log: m.log.With("interface", c.Interface, "family", in.family.String())}
 		}
 		if other := loops[k].byVRID[uint8(c.VRID)]; other != nil {
-			return fmt.Errorf("vrrp: instances %s and %s share VRID %d on %s", other.name, c.Name, c.VRID, c.Interface)
+			nt.stop()
+			return nil, fmt.Errorf("vrrp: instances %s and %s share VRID %d on %s", other.name, c.Name, c.VRID, c.Interface)
 		}
 		loops[k].byVRID[uint8(c.VRID)] = in
 		insts = append(insts, in)
@@ -140,6 +191,15 @@ func (m *Manager) Start(ctx context.Context, cfg *parser.Config) error {
 				in.log.Warn("no source address on the interface yet", "interface", in.cfg.Interface, "err", err)
 			}
 		}
+		if h != nil {
+			if mc, ok := h.machines[IdentityOf(in.cfg)]; ok {
+				in.oldVIPs = h.vips[IdentityOf(in.cfg)]
+				cm := in.continueMachine(mc)
+				in.carried = &cm
+				in.stats = h.stats[IdentityOf(in.cfg)]
+				continue // its addresses are in use: no leftover removal
+			}
+		}
 		if removed, err := RemoveResidual(m.kernel.Addrs, in.vips); err != nil {
 			in.log.Warn("cannot check for leftover virtual addresses", "err", err)
 		} else if len(removed) > 0 {
@@ -148,67 +208,99 @@ func (m *Manager) Start(ctx context.Context, cfg *parser.Config) error {
 	}
 	var ts *trackers
 	if m.kernel.NewSensor != nil {
-		ts = newTrackers(cfg, insts, m.log)
+		var seed map[trackKey]TrackStatus
+		if h != nil {
+			seed = h.status
+		}
+		ts = newTrackers(cfg, insts, m.log, seed)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	m.cancel = cancel
-	m.insts, m.loops, m.notes, m.tracks = insts, opened, nt, ts
+	g := &generation{cfg: cfg, insts: insts, byName: byName, loops: opened, notes: nt, tracks: ts, cancel: cancel}
 	for _, in := range insts {
-		m.byName[in.name] = in
 		fault, reason := false, ""
 		if ts != nil {
 			fault, reason = ts.initial(in)
 		}
-		m.wg.Add(1)
+		g.wg.Add(1)
 		go func() {
-			defer m.wg.Done()
+			defer g.wg.Done()
 			in.run(runCtx, fault, reason)
 		}()
+		if in.carried != nil && ts != nil {
+			// A kept instance learns its trackers' current view at once.
+			eff, _ := ts.current(in)
+			in.deliver(Event{Kind: EvPriority, Priority: eff})
+			in.deliver(Event{Kind: EvFault, Fault: fault, Reason: reason})
+		}
 	}
 	if ts != nil {
-		ts.run(runCtx, &m.wg, cfg, m.kernel.NewSensor)
+		ts.run(runCtx, &g.wg, cfg, m.kernel.NewSensor)
 	}
 	for _, l := range opened {
-		m.wg.Add(1)
+		g.wg.Add(1)
 		go func() {
-			defer m.wg.Done()
+			defer g.wg.Done()
 			l.open(runCtx, m.kernel.Listen)
 		}()
 	}
-	m.wg.Add(1)
+	g.wg.Add(1)
 	go func() {
-		defer m.wg.Done()
-		m.watchAddrs(runCtx)
+		defer g.wg.Done()
+		watchAddrs(runCtx, m.kernel.Addrs, insts, m.log)
 	}()
-	return nil
+	return g, nil
+}
+
+// stopGen stops a generation. Instances whose identity is in keep hand their state
+// over instead of shutting down; the handover is returned for the next generation.
+func (m *Manager) stopGen(g *generation, keep map[Identity]bool) *handover {
+	h := &handover{machines: map[Identity]Machine{}, vips: map[Identity][]*parser.VIP{},
+		stats: map[Identity]*Stats{}, status: map[trackKey]TrackStatus{}}
+	for _, in := range g.insts {
+		if keep[IdentityOf(in.cfg)] {
+			in.handover.Store(true)
+		}
+	}
+	g.cancel()
+	g.wg.Wait()
+	for _, l := range g.loops {
+		if c := l.getConn(); c != nil {
+			c.Close()
+		}
+	}
+	if err := g.notes.stop(); err != nil {
+		m.log.Warn("notify shutdown", "err", err)
+	}
+	for _, in := range g.insts {
+		if id := IdentityOf(in.cfg); keep[id] {
+			h.machines[id], h.vips[id], h.stats[id] = in.machine(), in.vips, in.stats
+		}
+	}
+	if g.tracks != nil {
+		h.status = g.tracks.statuses()
+	}
+	return h
 }
 
 // Stop shuts every instance down (a master sends priority 0 and removes its addresses),
 // waits for them, and closes the sockets.
 func (m *Manager) Stop() {
 	m.mu.Lock()
-	cancel, loops, nt := m.cancel, m.loops, m.notes
-	m.cancel = nil
+	g := m.gen
+	m.gen = nil
 	m.mu.Unlock()
-	if cancel == nil {
-		return
-	}
-	cancel()
-	m.wg.Wait()
-	for _, l := range loops {
-		if c := l.getConn(); c != nil {
-			c.Close()
-		}
-	}
-	if err := nt.stop(); err != nil {
-		m.log.Warn("notify shutdown", "err", err)
+	if g != nil {
+		m.stopGen(g, nil)
 	}
 }
 
 // Deliver sends an event to the named instance (used by trackers and tests).
 func (m *Manager) Deliver(name string, ev Event) bool {
 	m.mu.Lock()
-	in := m.byName[name]
+	var in *instance
+	if m.gen != nil {
+		in = m.gen.byName[name]
+	}
 	m.mu.Unlock()
 	if in == nil {
 		return false
@@ -280,7 +372,7 @@ func (l *rxLoop) run(conn AdvertConn) {
 			}
 			continue
 		}
-		ra, why := in.pol.check(&adv, buf[:n], rx, &in.stats)
+		ra, why := in.pol.check(&adv, buf[:n], rx, in.stats)
 		if why != "" {
 			in.logDrop(rx.Src, why)
 			continue
@@ -290,12 +382,12 @@ func (l *rxLoop) run(conn AdvertConn) {
 }
 
 // watchAddrs puts back virtual addresses removed by someone else while we are master.
-func (m *Manager) watchAddrs(ctx context.Context) {
-	err := m.kernel.Addrs.Watch(ctx, func(ev AddrEvent) {
+func watchAddrs(ctx context.Context, am AddrManager, insts []*instance, log *slog.Logger) {
+	err := am.Watch(ctx, func(ev AddrEvent) {
 		if ev.Added {
 			return
 		}
-		for _, in := range m.insts {
+		for _, in := range insts {
 			for _, v := range in.vips {
 				if v.Dev == ev.Ifname && v.Prefix == ev.Prefix {
 					select {
@@ -307,7 +399,7 @@ func (m *Manager) watchAddrs(ctx context.Context) {
 		}
 	})
 	if err != nil && ctx.Err() == nil {
-		m.log.Warn("address watch stopped", "err", err)
+		log.Warn("address watch stopped", "err", err)
 	}
 }
 
@@ -333,7 +425,11 @@ type InstanceStatus struct {
 // Status returns a snapshot of every instance, in configuration order.
 func (m *Manager) Status() []InstanceStatus {
 	m.mu.Lock()
-	insts, ts := m.insts, m.tracks
+	var insts []*instance
+	var ts *trackers
+	if m.gen != nil {
+		insts, ts = m.gen.insts, m.gen.tracks
+	}
 	m.mu.Unlock()
 	out := make([]InstanceStatus, 0, len(insts))
 	for _, in := range insts {

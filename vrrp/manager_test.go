@@ -158,7 +158,7 @@ func TestManagerRejectsBadAdverts(t *testing.T) {
 	link := NewFakeLink()
 	d := startDirector(t, link, "d", 2, 100, "")
 	eventually(t, 3*time.Second, "master", func() bool { return d.state() == StateMaster })
-	inj := d.mgr.loops[0].getConn().(*FakeConn) // Inject feeds this connection's receive queue
+	inj := d.mgr.gen.loops[0].getConn().(*FakeConn) // Inject feeds this connection's receive queue
 	group := DefaultGroup(FamilyIPv4)
 	src := netip.MustParseAddr("10.0.0.9")
 	good := func(mut func(*Advert)) []byte {
@@ -189,7 +189,7 @@ func TestManagerRejectsBadAdverts(t *testing.T) {
 		return s.PacketLenErr == want.PacketLenErr && s.ChecksumErr == want.ChecksumErr &&
 			s.IPTTLErr == want.IPTTLErr && s.VersionErr == want.VersionErr
 	})
-	if n := d.mgr.loops[0].unknown.Load(); n != 1 {
+	if n := d.mgr.gen.loops[0].unknown.Load(); n != 1 {
 		t.Errorf("unknown VRID counted %d times, want 1", n)
 	}
 	if d.state() != StateMaster {

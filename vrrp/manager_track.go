@@ -110,8 +110,9 @@ func refsOf(c *parser.VRRPInstance, g *parser.SyncGroup) []trackRef {
 }
 
 // newTrackers subscribes every instance to its trackers and computes the initial state:
-// until a tracker reports, it counts as pending, which holds the instance in FAULT.
-func newTrackers(cfg *parser.Config, insts []*instance, log *slog.Logger) *trackers {
+// until a tracker reports, it counts as pending, which holds the instance in FAULT. seed
+// holds the statuses known before a reload, so kept instances do not flap meanwhile.
+func newTrackers(cfg *parser.Config, insts []*instance, log *slog.Logger, seed map[trackKey]TrackStatus) *trackers {
 	ts := &trackers{subs: map[trackKey][]*instance{}, byInst: map[*instance]*tracking{}, log: log}
 	groups := map[string]*parser.SyncGroup{}
 	for _, g := range cfg.SyncGroups {
@@ -122,6 +123,9 @@ func newTrackers(cfg *parser.Config, insts []*instance, log *slog.Logger) *track
 		ts.byInst[in] = tr
 		for _, r := range tr.refs {
 			ts.subs[r.key] = append(ts.subs[r.key], in)
+			if st, ok := seed[r.key]; ok {
+				tr.status[r.key] = st
+			}
 		}
 		ts.evaluate(in, tr)
 	}
@@ -247,4 +251,25 @@ func (ts *trackers) breakdown(in *instance) []Contribution {
 		return append([]Contribution(nil), tr.parts...)
 	}
 	return nil
+}
+
+// current returns an instance's effective priority and fault state.
+func (ts *trackers) current(in *instance) (uint8, bool) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	tr := ts.byInst[in]
+	return tr.eff, tr.fault
+}
+
+// statuses returns the last status of every tracker, to seed the next generation.
+func (ts *trackers) statuses() map[trackKey]TrackStatus {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	out := map[trackKey]TrackStatus{}
+	for _, tr := range ts.byInst {
+		for k, st := range tr.status {
+			out[k] = st
+		}
+	}
+	return out
 }

@@ -101,7 +101,7 @@ func runDaemon(o *options, stderr io.Writer) int {
 		log.Warn("cannot notify systemd", "err", err)
 	}
 	log.Info("gokeepalived started", "version", version, "instances", len(cfg.Instances), "virtual_servers", len(cfg.VirtualServers))
-	serveSignals(ctx, log, cfg, mgr)
+	serveSignals(ctx, o, log, cfg, mgr, lvs)
 	log.Info("stopping")
 	_ = sdNotify("STOPPING=1")
 	if lvs != nil {
@@ -136,9 +136,9 @@ const (
 	sigStatsClear = syscall.Signal(63) // SIGRTMAX-1
 )
 
-// serveSignals writes the dumps on SIGUSR1 (data), SIGUSR2 (stats) and the JSON signal
-// until ctx ends.
-func serveSignals(ctx context.Context, log *slog.Logger, cfg *parser.Config, mgr *vrrp.Manager) {
+// serveSignals reloads on SIGHUP and writes the dumps on SIGUSR1 (data), SIGUSR2
+// (stats) and the JSON signal until ctx ends.
+func serveSignals(ctx context.Context, o *options, log *slog.Logger, cfg *parser.Config, mgr *vrrp.Manager, lvs *ipvs.Manager) {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2, sigJSON, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -160,7 +160,9 @@ func serveSignals(ctx context.Context, log *slog.Logger, cfg *parser.Config, mgr
 			case sigJSON:
 				writeDump(log, g.JSONDumpFile, func(w io.Writer) error { return vrrp.WriteJSON(w, status) })
 			case syscall.SIGHUP:
-				log.Warn("SIGHUP: configuration reload is not implemented yet; the running configuration stays")
+				if next := reload(ctx, o, log, mgr, lvs); next != nil {
+					cfg = next
+				}
 			}
 		}
 	}
@@ -202,4 +204,39 @@ func localAddrs() []netip.Addr {
 		}
 	}
 	return out
+}
+
+// reload parses and validates the configuration file again and applies it as a diff. A
+// file with errors is rejected with every diagnostic logged, and the running
+// configuration keeps serving. It returns the new configuration, nil when rejected.
+func reload(ctx context.Context, o *options, log *slog.Logger, mgr *vrrp.Manager, lvs *ipvs.Manager) *parser.Config {
+	log.Info("SIGHUP: reloading", "file", o.configFile)
+	cfg, ds := load(o)
+	for _, d := range ds {
+		log.Warn("config: " + d.String())
+	}
+	if code := ds.ExitCode(); code == parser.ExitFatal || code == parser.ExitErrors {
+		log.Error("reload rejected: the configuration has errors; the running configuration stays", "errors", ds.Count(parser.Error)+ds.Count(parser.Fatal))
+		return nil
+	}
+	_ = sdNotify("RELOADING=1")
+	defer sdNotify("READY=1")
+	switch {
+	case mgr != nil:
+		if err := mgr.Reload(ctx, cfg); err != nil {
+			log.Error("VRRP reload failed", "err", err)
+		}
+	case len(cfg.Instances) > 0 && !o.checkOnly:
+		log.Warn("the new configuration has VRRP instances; restart gokeepalived to start the VRRP engine")
+	}
+	switch {
+	case lvs != nil:
+		if err := lvs.Reload(cfg); err != nil {
+			log.Error("LVS reload failed", "err", err)
+		}
+	case len(cfg.VirtualServers) > 0 && !o.vrrpOnly:
+		log.Warn("the new configuration has virtual servers; restart gokeepalived to start the LVS engine")
+	}
+	log.Info("reload done")
+	return cfg
 }

@@ -554,3 +554,70 @@ func TestStatusSocket(t *testing.T) {
 		t.Errorf("text status: %v\n%s", err, out)
 	}
 }
+
+// TestReloadSIGHUP: keepalived's reload semantics over SIGHUP, watched with an address
+// subscription (ip monitor): an unchanged file causes zero address events; one added VIP
+// is the only event; a file with a syntax error is rejected and the running
+// configuration keeps serving.
+func TestReloadSIGHUP(t *testing.T) {
+	const vip2 = "192.168.71.206"
+	l := New(t, 1)
+	d := l.Start(0, "d1", seedConfig(150, ""), binary)
+	waitHolder(t, l, VIP, 0, 10*time.Second)
+	mon := l.Directors[0].Command("ip", "-o", "monitor", "address")
+	var events strings.Builder
+	var mu sync.Mutex
+	mon.Stdout = writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return events.Write(p)
+	})
+	if err := mon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	seen := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return events.String()
+	}
+	reloads := func() int { return strings.Count(d.Log(), "reload done") + strings.Count(d.Log(), "reload rejected") }
+
+	d.Signal(syscall.SIGHUP)
+	netns.Eventually(t, 5*time.Second, "first reload done", func() bool { return reloads() == 1 })
+	// Give the kernel's events time to arrive if there were any: wait for a marker
+	// event we cause ourselves, which comes after any event of the reload.
+	l.Directors[0].Run("ip", "addr", "add", "10.255.255.1/32", "dev", "lo")
+	netns.Eventually(t, 3*time.Second, "marker event", func() bool { return strings.Contains(seen(), "10.255.255.1") })
+	if ev := seen(); strings.Count(ev, "inet ") != 1 {
+		t.Fatalf("unchanged reload caused address events:\n%s", ev)
+	}
+
+	conf := l.dir + "/d1.conf"
+	if err := os.WriteFile(conf, []byte(strings.Replace(seedConfig(150, ""), VIP+"/24", VIP+"/24\n        "+vip2+"/24", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.Signal(syscall.SIGHUP)
+	netns.Eventually(t, 5*time.Second, "second VIP added", func() bool { return strings.Contains(seen(), vip2) })
+	if got := l.Holders(vip2); !slices.Equal(got, []int{0}) {
+		t.Errorf("%s on %v", vip2, got)
+	}
+	if ev := seen(); strings.Count(ev, "inet ") != 2 || strings.Contains(ev, "Deleted") {
+		t.Errorf("adding one VIP caused other address events:\n%s", ev)
+	}
+
+	if err := os.WriteFile(conf, []byte("vrrp_instance VI_1 {\n    priorty 150\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.Signal(syscall.SIGHUP)
+	netns.Eventually(t, 5*time.Second, "bad reload rejected", func() bool { return strings.Contains(d.Log(), "reload rejected") })
+	if !strings.Contains(d.Log(), "d1.conf:2:5: error: unknown keyword 'priorty'") {
+		t.Errorf("rejection does not name file:line:col:\n%s", d.Log())
+	}
+	if got := l.Holders(VIP); !slices.Equal(got, []int{0}) {
+		t.Errorf("after a rejected reload the VIP is on %v", got)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
