@@ -389,3 +389,13 @@ func (m *Manager) RealServers() []RealServerStatus {
 	}
 	return out
 }
+
+// PlanReload returns what reloading cfg would change in the kernel's table, given the
+// current health, without changing anything (reload --dry-run).
+func (m *Manager) PlanReload(cfg *parser.Config) (Changes, error) {
+	m.mu.Lock()
+	health := HealthView{RealServers: maps.Clone(m.health.RealServers), Quorum: maps.Clone(m.health.Quorum)}
+	owned := m.owned
+	m.mu.Unlock()
+	return Plan(m.kernel, Desired(cfg, health), owned)
+}

@@ -10,11 +10,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
+
+	"gokeepalived/parser"
 )
 
 // defaultControlSocket is where the daemon listens for `gokeepalived status`.
@@ -30,9 +33,16 @@ func controlSocketFor(pid string) string {
 	return strings.TrimSuffix(pid, ".pid") + ".sock"
 }
 
-// serveControl answers `status` requests on a unix socket that only root may use, until
-// ctx ends; it removes the socket then.
-func serveControl(ctx context.Context, path string, log *slog.Logger, status func() statusDoc) error {
+// controlHandlers are what the control socket can do.
+type controlHandlers struct {
+	status func() statusDoc
+	reload func() string            // apply the configuration file again; returns the outcome
+	dryRun func(path string) string // what reloading path would change
+}
+
+// serveControl answers requests on a unix socket that only root may use, until ctx ends;
+// it removes the socket then.
+func serveControl(ctx context.Context, path string, log *slog.Logger, h controlHandlers) error {
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
 		_ = os.Remove(path) // left by a crashed daemon
 	}
@@ -55,29 +65,34 @@ func serveControl(ctx context.Context, path string, log *slog.Logger, status fun
 			if err != nil {
 				return
 			}
-			go handleControl(c.(*net.UnixConn), log, status)
+			go handleControl(c.(*net.UnixConn), log, h)
 		}
 	}()
 	return nil
 }
 
 // handleControl serves one request: a single line naming the command.
-func handleControl(c *net.UnixConn, log *slog.Logger, status func() statusDoc) {
+func handleControl(c *net.UnixConn, log *slog.Logger, h controlHandlers) {
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 	if uid, err := peerUID(c); err != nil || uid != 0 {
 		log.Warn("control socket: refused a non-root client", "uid", uid, "err", err)
 		return
 	}
-	line, err := bufio.NewReader(io.LimitReader(c, 256)).ReadString('\n')
+	line, err := bufio.NewReader(io.LimitReader(c, 4096)).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return
 	}
-	switch strings.TrimSpace(line) {
-	case "status":
-		_ = encodeStatus(c, status())
+	cmd, arg, _ := strings.Cut(strings.TrimSpace(line), " ")
+	switch {
+	case cmd == "status":
+		_ = encodeStatus(c, h.status())
+	case cmd == "reload" && h.reload != nil:
+		io.WriteString(c, h.reload())
+	case cmd == "dry-run" && h.dryRun != nil:
+		io.WriteString(c, h.dryRun(arg))
 	default:
-		fmt.Fprintf(c, "{\"error\": %q}\n", "unknown command "+strings.TrimSpace(line))
+		fmt.Fprintf(c, "{\"error\": %q}\n", "unknown command "+cmd)
 	}
 }
 
@@ -134,5 +149,48 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	writeStatusText(stdout, doc)
+	return exitOK
+}
+
+// runReload is `gokeepalived reload [--dry-run] [-f FILE] [-S SOCKET]`: ask the running
+// daemon to reload, or to tell what reloading FILE would change.
+func runReload(args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("reload", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dry := fs.Bool("dry-run", false, "print what a reload would change, change nothing")
+	file := fs.StringP("use-file", "f", defaultConfigFile, "configuration file to compare (with --dry-run)")
+	sock := fs.StringP("control-socket", "S", defaultControlSocket, "the daemon's control socket")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	req := "reload\n"
+	if *dry {
+		abs, err := filepath.Abs(*file)
+		if err != nil {
+			fmt.Fprintf(stderr, "gokeepalived reload: %v\n", err)
+			return exitUsage
+		}
+		req = "dry-run " + abs + "\n"
+	}
+	c, err := net.DialTimeout("unix", *sock, 2*time.Second)
+	if err != nil {
+		fmt.Fprintf(stderr, "gokeepalived reload: %v (is the daemon running?)\n", err)
+		return exitDaemon
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		fmt.Fprintf(stderr, "gokeepalived reload: %v\n", err)
+		return exitDaemon
+	}
+	out, err := io.ReadAll(c)
+	if err != nil {
+		fmt.Fprintf(stderr, "gokeepalived reload: %v\n", err)
+		return exitDaemon
+	}
+	stdout.Write(out)
+	if strings.HasPrefix(string(out), "rejected") {
+		return parser.ExitErrors
+	}
 	return exitOK
 }

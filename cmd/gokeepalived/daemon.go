@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -9,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -85,12 +88,17 @@ func runDaemon(o *options, stderr io.Writer) int {
 		lvsRef.Store(m)
 		defer stopLVS()
 	}
+	run := &running{cfg: cfg}
 	sock := o.controlSocket
 	if sock == "" {
 		sock = controlSocketFor(o.pidFile)
 	}
-	if err := serveControl(ctx, sock, log, func() statusDoc { return buildStatus(mgr, lvs) }); err != nil {
-		log.Warn("no status socket", "err", err)
+	if err := serveControl(ctx, sock, log, controlHandlers{
+		status: func() statusDoc { return buildStatus(mgr, lvs) },
+		reload: func() string { return run.reload(ctx, o, log, mgr, lvs) },
+		dryRun: func(path string) string { return run.dryRun(path, o, mgr, lvs) },
+	}); err != nil {
+		log.Warn("no control socket", "err", err)
 	}
 	if o.metricsAddress != "" {
 		if err := serveMetrics(ctx, o.metricsAddress, log, metricsHandler(mgr, lvs)); err != nil {
@@ -101,7 +109,7 @@ func runDaemon(o *options, stderr io.Writer) int {
 		log.Warn("cannot notify systemd", "err", err)
 	}
 	log.Info("gokeepalived started", "version", version, "instances", len(cfg.Instances), "virtual_servers", len(cfg.VirtualServers))
-	serveSignals(ctx, o, log, cfg, mgr, lvs)
+	serveSignals(ctx, o, log, run, mgr, lvs)
 	log.Info("stopping")
 	_ = sdNotify("STOPPING=1")
 	if lvs != nil {
@@ -138,7 +146,7 @@ const (
 
 // serveSignals reloads on SIGHUP and writes the dumps on SIGUSR1 (data), SIGUSR2
 // (stats) and the JSON signal until ctx ends.
-func serveSignals(ctx context.Context, o *options, log *slog.Logger, cfg *parser.Config, mgr *vrrp.Manager, lvs *ipvs.Manager) {
+func serveSignals(ctx context.Context, o *options, log *slog.Logger, run *running, mgr *vrrp.Manager, lvs *ipvs.Manager) {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2, sigJSON, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -151,7 +159,7 @@ func serveSignals(ctx context.Context, o *options, log *slog.Logger, cfg *parser
 			if mgr != nil {
 				status = mgr.Status()
 			}
-			g := &cfg.Global
+			g := &run.current().Global
 			switch s {
 			case syscall.SIGUSR1:
 				writeDump(log, g.StateDumpFile, func(w io.Writer) error { return vrrp.WriteData(w, g, status) })
@@ -160,9 +168,7 @@ func serveSignals(ctx context.Context, o *options, log *slog.Logger, cfg *parser
 			case sigJSON:
 				writeDump(log, g.JSONDumpFile, func(w io.Writer) error { return vrrp.WriteJSON(w, status) })
 			case syscall.SIGHUP:
-				if next := reload(ctx, o, log, mgr, lvs); next != nil {
-					cfg = next
-				}
+				run.reload(ctx, o, log, mgr, lvs)
 			}
 		}
 	}
@@ -206,37 +212,91 @@ func localAddrs() []netip.Addr {
 	return out
 }
 
+// running holds the configuration in force; reloads (SIGHUP or the control socket) are
+// serialized through it.
+type running struct {
+	mu  sync.Mutex
+	cfg *parser.Config
+}
+
+func (r *running) current() *parser.Config {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cfg
+}
+
 // reload parses and validates the configuration file again and applies it as a diff. A
 // file with errors is rejected with every diagnostic logged, and the running
-// configuration keeps serving. It returns the new configuration, nil when rejected.
-func reload(ctx context.Context, o *options, log *slog.Logger, mgr *vrrp.Manager, lvs *ipvs.Manager) *parser.Config {
-	log.Info("SIGHUP: reloading", "file", o.configFile)
+// configuration keeps serving. It returns the outcome for the control socket.
+func (r *running) reload(ctx context.Context, o *options, log *slog.Logger, mgr *vrrp.Manager, lvs *ipvs.Manager) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	log.Info("reloading", "file", o.configFile)
 	cfg, ds := load(o)
 	for _, d := range ds {
 		log.Warn("config: " + d.String())
 	}
 	if code := ds.ExitCode(); code == parser.ExitFatal || code == parser.ExitErrors {
 		log.Error("reload rejected: the configuration has errors; the running configuration stays", "errors", ds.Count(parser.Error)+ds.Count(parser.Fatal))
-		return nil
+		return "rejected: the configuration has errors; the running configuration stays\n" + diagText(ds)
 	}
 	_ = sdNotify("RELOADING=1")
 	defer sdNotify("READY=1")
+	var problems []string
 	switch {
 	case mgr != nil:
 		if err := mgr.Reload(ctx, cfg); err != nil {
 			log.Error("VRRP reload failed", "err", err)
+			problems = append(problems, "VRRP: "+err.Error())
 		}
 	case len(cfg.Instances) > 0 && !o.checkOnly:
 		log.Warn("the new configuration has VRRP instances; restart gokeepalived to start the VRRP engine")
+		problems = append(problems, "VRRP instances need a restart to start the VRRP engine")
 	}
 	switch {
 	case lvs != nil:
 		if err := lvs.Reload(cfg); err != nil {
 			log.Error("LVS reload failed", "err", err)
+			problems = append(problems, "LVS: "+err.Error())
 		}
 	case len(cfg.VirtualServers) > 0 && !o.vrrpOnly:
 		log.Warn("the new configuration has virtual servers; restart gokeepalived to start the LVS engine")
+		problems = append(problems, "virtual servers need a restart to start the LVS engine")
 	}
+	r.cfg = cfg
 	log.Info("reload done")
-	return cfg
+	if len(problems) > 0 {
+		return "reloaded with problems:\n" + strings.Join(problems, "\n") + "\n"
+	}
+	return "reloaded\n"
+}
+
+// dryRun tells what reloading the file at path would change, changing nothing.
+func (r *running) dryRun(path string, o *options, mgr *vrrp.Manager, lvs *ipvs.Manager) string {
+	next, ds := parser.Load(path, parser.Options{ConfigID: o.configID})
+	if code := ds.ExitCode(); code == parser.ExitFatal || code == parser.ExitErrors {
+		return "rejected: the configuration has errors; a reload would change nothing\n" + diagText(ds)
+	}
+	var b strings.Builder
+	b.WriteString(diagText(ds))
+	if mgr != nil {
+		b.WriteString("VRRP:\n" + vrrp.PlanReload(r.current(), next).String())
+	}
+	if lvs != nil {
+		ch, err := lvs.PlanReload(next)
+		if err != nil {
+			fmt.Fprintf(&b, "IPVS: cannot read the kernel's table: %v\n", err)
+		} else {
+			b.WriteString("IPVS:\n" + ch.String())
+		}
+	}
+	return b.String()
+}
+
+func diagText(ds parser.Diagnostics) string {
+	var b strings.Builder
+	for _, d := range ds {
+		b.WriteString(d.String() + "\n")
+	}
+	return b.String()
 }

@@ -25,6 +25,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return runGenhash(args[1:], stdout, stderr)
 		case "status":
 			return runStatus(args[1:], stdout, stderr)
+		case "reload":
+			return runReload(args[1:], stdout, stderr)
 		}
 	}
 	o, err := parseFlags(args, stderr)

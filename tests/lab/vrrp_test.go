@@ -621,3 +621,41 @@ func TestReloadSIGHUP(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestReloadDryRun: `gokeepalived reload --dry-run -f FILE` prints what a reload would
+// change, including instances that would be recreated, and changes nothing; `gokeepalived
+// reload` applies the daemon's file.
+func TestReloadDryRun(t *testing.T) {
+	l := New(t, 1)
+	l.Start(0, "d1", seedConfig(150, ""), binary)
+	waitHolder(t, l, VIP, 0, 10*time.Second)
+	sock := l.dir + "/d1.sock"
+	next := l.dir + "/next.conf"
+	withVIP := strings.Replace(seedConfig(150, ""), VIP+"/24", VIP+"/24\n        192.168.71.206/24", 1)
+	if err := os.WriteFile(next, []byte(withVIP), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(binary, "reload", "--dry-run", "-f", next, "-S", sock).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "instance VI_1: add address 192.168.71.206/24 dev eth0") {
+		t.Fatalf("dry run: %v\n%s", err, out)
+	}
+	if len(l.Holders("192.168.71.206")) != 0 {
+		t.Fatal("the dry run changed the addresses")
+	}
+	recreate := strings.Replace(seedConfig(150, ""), "virtual_router_id 51", "virtual_router_id 52", 1)
+	if err := os.WriteFile(next, []byte(recreate), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = exec.Command(binary, "reload", "--dry-run", "-f", next, "-S", sock).CombinedOutput()
+	if !strings.Contains(string(out), "recreate instance VI_1") || !strings.Contains(string(out), "it will flap") {
+		t.Errorf("dry run does not warn about the recreated instance:\n%s", out)
+	}
+	if err := os.WriteFile(l.dir+"/d1.conf", []byte(withVIP), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(binary, "reload", "-S", sock).CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "reloaded") {
+		t.Fatalf("reload: %v\n%s", err, out)
+	}
+	waitHolder(t, l, "192.168.71.206", 0, 3*time.Second)
+}
