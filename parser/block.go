@@ -124,9 +124,13 @@ func ignored[T any](c *ctx, s *Stmt, _ *T) {
 	c.warnf(s.At(), "'%s' is a keepalived keyword that gokeepalived does not implement; ignored", s.Key)
 }
 
+// ignoredKeywords are the keywords some table accepts as ignored (for the reference).
+var ignoredKeywords = map[string]bool{}
+
 // withIgnored adds the keywords in names to the table as ignored.
 func withIgnored[T any](table keywords[T], names ...string) keywords[T] {
 	for _, n := range names {
+		ignoredKeywords[n] = true
 		if _, ok := table[n]; !ok {
 			table[n] = ignored[T]
 		}
