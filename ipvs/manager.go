@@ -399,3 +399,14 @@ func (m *Manager) PlanReload(cfg *parser.Config) (Changes, error) {
 	m.mu.Unlock()
 	return Plan(m.kernel, Desired(cfg, health), owned)
 }
+
+// OmegaNotifies lists what the virtual servers with omega run at shutdown (see the
+// package function), from the current health; call it before Stop.
+func (m *Manager) OmegaNotifies() []Notify {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cfg == nil {
+		return nil
+	}
+	return OmegaNotifies(m.cfg, HealthView{RealServers: maps.Clone(m.health.RealServers), Quorum: maps.Clone(m.health.Quorum)})
+}

@@ -113,6 +113,7 @@ func runDaemon(o *options, stderr io.Writer) int {
 	log.Info("stopping")
 	_ = sdNotify("STOPPING=1")
 	if lvs != nil {
+		runOmega(lvs, &run.current().Global, log)
 		if err := lvs.Stop(o.dontReleaseLVS); err != nil {
 			log.Error("IPVS cleanup at stop", "err", err)
 		}

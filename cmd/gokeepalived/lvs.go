@@ -95,3 +95,20 @@ func startLVS(ctx context.Context, cfg *parser.Config, log *slog.Logger) (*ipvs.
 func lvsService(vs *parser.VirtualServer) vrrp.LVSService {
 	return vrrp.LVSService{Group: vs.Group, FWMark: vs.FWMark, Addr: netip.AddrPortFrom(vs.Addr, vs.Port), Protocol: vs.Protocol}
 }
+
+// runOmega runs, at shutdown, the notify_down and quorum_down scripts of the virtual
+// servers with omega (keepalived), one after the other, each bounded.
+func runOmega(lvs *ipvs.Manager, g *parser.GlobalDefs, log *slog.Logger) {
+	notes := lvs.OmegaNotifies()
+	if len(notes) == 0 {
+		return
+	}
+	runner := vrrp.NewNotifyRunner(g, log)
+	for _, n := range notes {
+		ctx, cancel := context.WithTimeout(context.Background(), lvsNotifyTimeout)
+		if err := runner.Run(ctx, n.Script); err != nil {
+			log.Warn("omega script failed", "script", n.Script.Path(), "err", err)
+		}
+		cancel()
+	}
+}
