@@ -38,6 +38,7 @@ type controlHandlers struct {
 	status func() statusDoc
 	reload func() string            // apply the configuration file again; returns the outcome
 	dryRun func(path string) string // what reloading path would change
+	mib    func() string            // the SNMP-like walk
 }
 
 // serveControl answers requests on a unix socket that only root may use, until ctx ends;
@@ -91,6 +92,8 @@ func handleControl(c *net.UnixConn, log *slog.Logger, h controlHandlers) {
 		io.WriteString(c, h.reload())
 	case cmd == "dry-run" && h.dryRun != nil:
 		io.WriteString(c, h.dryRun(arg))
+	case cmd == "mib" && h.mib != nil:
+		io.WriteString(c, h.mib())
 	default:
 		fmt.Fprintf(c, "{\"error\": %q}\n", "unknown command "+cmd)
 	}
@@ -122,6 +125,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("status", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
+	asMIB := fs.Bool("mib", false, "print the state as an SNMP walk of VRRP-MIB (RFC 2787) and KEEPALIVED-MIB objects")
 	sock := fs.StringP("control-socket", "S", defaultControlSocket, "the daemon's control socket")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
@@ -133,6 +137,16 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if *asMIB {
+		if _, err := io.WriteString(c, "mib\n"); err != nil {
+			fmt.Fprintf(stderr, "gokeepalived status: %v\n", err)
+			return exitDaemon
+		}
+		if _, err := io.Copy(stdout, c); err != nil {
+			return exitDaemon
+		}
+		return exitOK
+	}
 	if _, err := io.WriteString(c, "status\n"); err != nil {
 		fmt.Fprintf(stderr, "gokeepalived status: %v\n", err)
 		return exitDaemon

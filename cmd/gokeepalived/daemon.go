@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"gokeepalived/ipvs"
 	"gokeepalived/parser"
@@ -89,6 +90,7 @@ func runDaemon(o *options, stderr io.Writer) int {
 		defer stopLVS()
 	}
 	run := &running{cfg: cfg}
+	started := time.Now()
 	sock := o.controlSocket
 	if sock == "" {
 		sock = controlSocketFor(o.pidFile)
@@ -97,6 +99,15 @@ func runDaemon(o *options, stderr io.Writer) int {
 		status: func() statusDoc { return buildStatus(mgr, lvs) },
 		reload: func() string { return run.reload(ctx, o, log, mgr, lvs) },
 		dryRun: func(path string) string { return run.dryRun(path, o, mgr, lvs) },
+		mib: func() string {
+			var b strings.Builder
+			var st []vrrp.InstanceStatus
+			if mgr != nil {
+				st = mgr.Status()
+			}
+			writeMIB(&b, &run.current().Global, st, started)
+			return b.String()
+		},
 	}); err != nil {
 		log.Warn("no control socket", "err", err)
 	}

@@ -549,6 +549,18 @@ func TestStatusSocket(t *testing.T) {
 	if i["state"] != "BACKUP" || i["master"] != "192.168.71.1" || i["master_priority"] != float64(150) {
 		t.Errorf("d2 status: %v", i)
 	}
+	mib, err := exec.Command(binary, "status", "--mib", "-S", l.dir+"/d1.sock").Output()
+	for _, want := range []string{
+		".1.3.6.1.4.1.9586.100.5.2.3.1.4.1 KEEPALIVED-MIB::vrrpInstanceState.1 = INTEGER: master(2)",
+		"KEEPALIVED-MIB::vrrpInstanceEffectivePriority.1 = INTEGER: 150",
+		"VRRP-MIB::vrrpOperState.",
+		".51 = INTEGER: master(3)",
+		"VRRP-MIB::vrrpStatsBecomeMaster.",
+	} {
+		if err != nil || !strings.Contains(string(mib), want) {
+			t.Errorf("MIB walk lacks %q (%v):\n%s", want, err, mib)
+		}
+	}
 	out, err := exec.Command(binary, "status", "-S", l.dir+"/d2.sock").Output()
 	if err != nil || !strings.Contains(string(out), "VRRP VI_1: BACKUP, priority 100 (base 100), master 192.168.71.1 priority 150") {
 		t.Errorf("text status: %v\n%s", err, out)
