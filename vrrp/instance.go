@@ -281,7 +281,7 @@ func (in *instance) step(m Machine, ev Event) Machine {
 func (in *instance) perform(m Machine, from State, a Action) {
 	switch a.Kind {
 	case ActTransition:
-		in.log.Info("Entering "+a.State.String()+" STATE", "reason", a.Reason, "priority", m.Priority)
+		in.log.Info("("+in.name+") Entering "+a.State.String()+" STATE", "reason", a.Reason, "priority", m.Priority)
 		if a.State == StateMaster {
 			in.stats.BecomeMaster.Add(1)
 		}
