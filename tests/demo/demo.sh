@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# make demo — until the VRRP and LVS engines land, the demo shows the configuration
-# front end on the sample configs in etc/: the config test, per-director conditional
-# configuration, and the diagnostics for a broken file. It touches no network.
+# make demo — first the configuration front end on the sample configs in etc/ (the config
+# test, per-director conditional configuration, the diagnostics for a broken file; no
+# network), then the seed's scenario: 3 directors, 6 real servers and a client in network
+# namespaces, narrated. Where the host kernel has no IPVS, the scenario runs inside the
+# tests/vm VM (tests/demo/vmdemo); it never touches the host's interfaces.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=bin/gokeepalived
@@ -54,5 +56,14 @@ code=${PIPESTATUS[0]}
 set -e
 echo "  exit code $code (5: errors, but the daemon would run; keepalived's codes)"
 [ "$code" = 5 ]
+
+step "The seed's scenario: 3 directors, VIP 192.168.71.205, 6 real servers, a client"
+if [ ! -e /proc/net/ip_vs ]; then
+	echo "  The host kernel has no IPVS: running the scenario inside the test VM (tests/vm)"
+fi
+# The scenario runs in the VM in every case: it creates its own bridges and namespaces
+# there, so the host's network is never touched.
+go=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
+"$go" run ./tests/demo/vmdemo
 
 step "demo finished: all steps held"

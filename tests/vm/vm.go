@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -65,6 +66,9 @@ type Config struct {
 	CPUs int
 	// Cache is the directory prepared by setup.sh (default [CacheDir]).
 	Cache string
+	// Console, when set, receives the serial console as it arrives (carriage returns
+	// removed), for callers that show the guest's progress live.
+	Console io.Writer
 }
 
 // File is a host file to copy into the guest.
@@ -147,6 +151,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		"-append", "console=ttyS0 quiet panic=-1",
 		"-nographic", "-no-reboot", "-nic", "none", "-monitor", "none", "-serial", "stdio")
 	con := newConsole(nonce)
+	con.live = cfg.Console
 	var stderr bytes.Buffer
 	cmd.Stdout = con
 	cmd.Stderr = &stderr
@@ -196,6 +201,7 @@ type console struct {
 	ended   time.Time
 	code    int
 	exited  chan struct{}
+	live    io.Writer // Config.Console
 }
 
 func newConsole(nonce string) *console {
@@ -211,7 +217,11 @@ func newConsole(nonce string) *console {
 func (c *console) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.buf.Write(bytes.ReplaceAll(p, []byte("\r"), nil))
+	clean := bytes.ReplaceAll(p, []byte("\r"), nil)
+	c.buf.Write(clean)
+	if c.live != nil {
+		_, _ = c.live.Write(clean)
+	}
 	if c.code >= 0 {
 		return len(p), nil
 	}
