@@ -37,6 +37,7 @@ fuzz:
 bench: setup build
 	tests/bench/parse.sh
 	$(GO) test ./tests/bench/failover -run '^$$' -bench . -benchtime 1x -timeout 40m
+	$(GO) test ./tests/bench/lvsscale -run '^$$' -bench . -benchtime 1x -timeout 40m
 
 demo: setup build
 	tests/demo/demo.sh

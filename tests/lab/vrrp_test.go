@@ -516,6 +516,13 @@ global_defs {
 			return err == nil && strings.Contains(string(b), c.want)
 		})
 	}
+	var doc []struct {
+		Data  map[string]any `json:"data"`
+		Stats map[string]any `json:"stats"`
+	}
+	if b, err := os.ReadFile(dir + "/k.json"); err != nil || json.Unmarshal(b, &doc) != nil || len(doc) != 1 || doc[0].Data["iname"] != "VI_1" {
+		t.Errorf("JSON dump does not parse as keepalived's layout: %v\n%s", err, b)
+	}
 	if d.Wait(100 * time.Millisecond) {
 		t.Fatalf("daemon exited after a dump signal:\n%s", d.Log())
 	}
