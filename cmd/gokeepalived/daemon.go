@@ -105,7 +105,12 @@ func runDaemon(o *options, stderr io.Writer) int {
 			if mgr != nil {
 				st = mgr.Status()
 			}
-			writeMIB(&b, &run.current().Global, st, started)
+			var rs []ipvs.RealServerStatus
+			var quorum map[ipvs.VirtualServerKey]bool
+			if lvs != nil {
+				rs, quorum = lvs.RealServers(), lvs.Status().Quorum
+			}
+			writeMIB(&b, &run.current().Global, st, rs, quorum, started)
 			return b.String()
 		},
 	}); err != nil {

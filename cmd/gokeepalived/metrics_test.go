@@ -121,3 +121,53 @@ virtual_server 192.168.71.205 80 {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestMIBWalk checks the OIDs and values of the walk against KEEPALIVED-MIB and
+// VRRP-MIB (RFC 2787).
+func TestMIBWalk(t *testing.T) {
+	cfg, ds := parser.LoadBytes("m.conf", []byte(`
+vrrp_instance VI_1 {
+    interface gka-none0
+    virtual_router_id 51
+    priority 150
+    virtual_ipaddress {
+        192.168.71.205/24
+    }
+}
+virtual_server 192.168.71.205 80 {
+    lb_algo wrr
+    lb_kind DR
+    protocol TCP
+    real_server 192.168.72.11 80 {
+        weight 3
+        TCP_CHECK {
+        }
+    }
+}
+`), parser.Options{ConfigID: "x"})
+	if ds.ExitCode() == parser.ExitFatal {
+		t.Fatal(ds)
+	}
+	st := []vrrp.InstanceStatus{{Name: "VI_1", State: vrrp.StateMaster, Priority: 150, BasePriority: 150, Config: cfg.Instances[0]}}
+	vs := cfg.VirtualServers[0]
+	rs := []ipvs.RealServerStatus{{VS: vs, RS: vs.RealServers[0], Up: true, Weight: 3}}
+	var b strings.Builder
+	writeMIB(&b, &cfg.Global, st, rs, map[ipvs.VirtualServerKey]bool{ipvs.VSKey(vs): true}, time.Now())
+	for _, want := range []string{
+		".1.3.6.1.4.1.9586.100.5.2.3.1.2.1 KEEPALIVED-MIB::vrrpInstanceName.1 = STRING: \"VI_1\"",
+		".1.3.6.1.4.1.9586.100.5.2.3.1.4.1 KEEPALIVED-MIB::vrrpInstanceState.1 = INTEGER: master(2)",
+		".1.3.6.1.4.1.9586.100.5.3.3.1.9.1 KEEPALIVED-MIB::virtualServerLoadBalancingAlgo.1 = INTEGER: wrr(2)",
+		".1.3.6.1.4.1.9586.100.5.3.3.1.10.1 KEEPALIVED-MIB::virtualServerLoadBalancingKind.1 = INTEGER: dr(2)",
+		".1.3.6.1.4.1.9586.100.5.3.3.1.21.1 KEEPALIVED-MIB::virtualServerRealServersUp.1 = Gauge32: 1",
+		".1.3.6.1.4.1.9586.100.5.3.4.1.6.1.1 KEEPALIVED-MIB::realServerStatus.1.1 = INTEGER: alive(1)",
+		".1.3.6.1.4.1.9586.100.5.3.4.1.7.1.1 KEEPALIVED-MIB::realServerWeight.1.1 = INTEGER: 3",
+		// ifIndex 0: the interface does not exist on this host
+		".1.3.6.1.2.1.68.1.3.1.3.0.51 VRRP-MIB::vrrpOperState.0.51 = INTEGER: master(3)",
+		".1.3.6.1.2.1.68.1.3.1.5.0.51 VRRP-MIB::vrrpOperPriority.0.51 = INTEGER: 150",
+		".1.3.6.1.2.1.68.2.4.1.1.0.51 VRRP-MIB::vrrpStatsBecomeMaster.0.51 = Counter32: 0",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("walk lacks %q:\n%s", want, b.String())
+		}
+	}
+}
