@@ -184,7 +184,8 @@ func TestConfigurationReference(t *testing.T) {
 	b.WriteString("warning and does not act on (the file stays valid). Syntax and defaults are keepalived's\n")
 	b.WriteString("(`man keepalived.conf`); where gokeepalived differs, see [differences.md](differences.md).\n")
 	b.WriteString("The default column is the value gokeepalived uses when the keyword is absent, read from the\n")
-	b.WriteString("typed model of a minimal configuration (— when the keyword has no single default value).\n")
+	b.WriteString("typed model of a minimal configuration; — means not set: off, none, or inherited from the\n")
+	b.WriteString("enclosing block (virtual_server -> real_server -> checker).\n")
 	for _, blk := range blocks {
 		fmt.Fprintf(&b, "\n## %s\n\n", blk.title)
 		if blk.about != "" {
@@ -201,8 +202,13 @@ func TestConfigurationReference(t *testing.T) {
 				status = "parsed and checked; not acted on yet"
 			}
 			def := defaults[k]
-			if def == "" {
+			switch {
+			case def == "":
 				def = "—"
+			case k == "connect_ip":
+				def = "the real server's address"
+			case k == "connect_port":
+				def = "the real server's port"
 			}
 			fmt.Fprintf(&b, "| `%s` | %s | %s |\n", k, def, status)
 		}
