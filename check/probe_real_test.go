@@ -24,7 +24,7 @@ import (
 )
 
 // These tests run the probes against real servers from Debian, started on loopback by
-// the test: Python's http.server and smtpd, busybox httpd and openssl s_server. A test
+// the test: Python's http.server and smtpd, busybox httpd, openssl s_server and dnsmasq. A test
 // whose server is not installed is skipped.
 
 // daemonCmd is the command of a server to run in dir; the test is skipped when the
@@ -206,5 +206,40 @@ func TestSMTPProbeRealServer(t *testing.T) {
 		if r := runProbe(t, mustNew(t, c), 3*time.Second); !r.OK {
 			t.Fatal(r.Err)
 		}
+	}
+}
+
+// TestDNSProbeRealServer checks DNS_CHECK against Debian's dnsmasq, answering for one
+// name on a loopback port: A example.org is found (rcode 0), and a dnsmasq that does not
+// exist (a closed port) is down.
+func TestDNSProbeRealServer(t *testing.T) {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0") // a free port for dnsmasq
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	pc.Close()
+	cmd := daemonCmd(t, t.TempDir(), "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
+		"--listen-address=127.0.0.1", "--bind-interfaces", "--port="+strconv.Itoa(port),
+		"--no-resolv", "--no-hosts", "--user=root", "--pid-file=", "--address=/example.org/192.0.2.7")
+	runDaemon(t, cmd)
+	dst := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
+	c := testChecker("DNS_CHECK", dst)
+	c.DNS = &parser.DNSCheck{Type: "A", Name: "example.org"}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := runProbe(t, mustNew(t, c), time.Second)
+		if r.OK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dnsmasq never answered: %v", r.Err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A name dnsmasq does not know (it has no upstream) is not rcode 0: down.
+	c.DNS = &parser.DNSCheck{Type: "A", Name: "nothere.invalid"}
+	if r := runProbe(t, mustNew(t, c), time.Second); r.OK {
+		t.Error("DNS_CHECK up for a name the server does not resolve")
 	}
 }

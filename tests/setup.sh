@@ -16,6 +16,7 @@ command -v vtysh >/dev/null 2>&1 || need+=(frr)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v busybox >/dev/null 2>&1 || need+=(busybox)
 [ -x /usr/bin/python3 ] || need+=(python3)
+command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
 
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
