@@ -172,6 +172,9 @@ type Runner struct {
 	idle      chan struct{} // after Stop: closed when no attempt is in flight
 	pending   []Transition
 	stats     Stats
+
+	abandonLogAt    time.Time // rate limit of the "ignored its deadline" warning
+	abandonUnlogged int
 }
 
 // runCheck is a check and its state.

@@ -141,6 +141,9 @@ func (r *Runner) runFinish(a *runAttempt, res Result, panicked bool, begin, end 
 	r.schedDispatch()
 }
 
+// abandonLogEvery limits the "ignored its deadline" warning.
+const abandonLogEvery = 10 * time.Second
+
 // runAbandon fails the attempt of c whose probe is past its deadline and grace, and
 // frees its slot; the probe's call is left to end on its own.
 func (r *Runner) runAbandon(c *runCheck, now time.Time) {
@@ -153,7 +156,15 @@ func (r *Runner) runAbandon(c *runCheck, now time.Time) {
 	r.stats.Abandoned++
 	r.stats.Slip.observe(a.dispatched.Sub(a.planned))
 	timeout := c.cfg.Timing.ConnectTimeout.D()
-	r.log.Warn("health check probe ignored its deadline", "check", c.cfg.ID, "connect_timeout", timeout, "grace", r.grace)
+	// Under overload many probes overrun at once: log one line per abandonLogEvery
+	// with the count of the others (each is counted in Stats.Abandoned).
+	if now.Sub(r.abandonLogAt) >= abandonLogEvery {
+		r.log.Warn("health check probe ignored its deadline", "check", c.cfg.ID, "connect_timeout", timeout,
+			"grace", r.grace, "others_since_last_log", r.abandonUnlogged)
+		r.abandonLogAt, r.abandonUnlogged = now, 0
+	} else {
+		r.abandonUnlogged++
+	}
 	if !c.removed {
 		err := fmt.Errorf("probe did not return within connect_timeout %v and a grace of %v", timeout, r.grace)
 		r.runVerdict(c, Result{Latency: now.Sub(a.dispatched), Err: err}, a.dispatched, now)
