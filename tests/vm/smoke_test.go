@@ -1,8 +1,6 @@
 package vm_test
 
 import (
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -10,54 +8,10 @@ import (
 	"gokeepalived/tests/vm"
 )
 
-// TestVMSmoke is the only entry point of the guest tests in tests/vm/guest: it builds them
-// (tag vmguest), boots the VM once and runs them all there. GKA_VM_RUN, if set, is passed
-// to the guest binary as -test.run. It never skips: a machine without qemu or the kernel
-// gets them from tests/vm/setup.sh, and the test fails if that does not work.
+// TestVMSmoke is the only entry point of the guest tests in tests/vm/guest: it boots the
+// VM once and runs them all there (see runGuestSuite).
 func TestVMSmoke(t *testing.T) {
-	ctx := t.Context()
-	begin := time.Now()
-	if err := vm.Setup(ctx); err != nil {
-		t.Fatalf("%v\n(as root, run tests/vm/setup.sh)", err)
-	}
-	setup := time.Since(begin)
-
-	bin, err := vm.BuildTest(ctx, "./tests/vm/guest", t.TempDir(), "vmguest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	build := time.Since(begin) - setup
-	ipvsadm, err := exec.LookPath("ipvsadm")
-	if err != nil {
-		t.Fatalf("%v (tests/vm/setup.sh installs ipvsadm)", err)
-	}
-	files, err := vm.BinaryWithLibs(ipvsadm, "/usr/sbin/ipvsadm")
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	args := []string{"-test.v", "-test.timeout=3m"}
-	run := os.Getenv("GKA_VM_RUN")
-	if run != "" {
-		args = append(args, "-test.run="+run)
-	}
-	res, err := vm.Run(ctx, vm.Config{Binary: bin, Args: args, Files: files, Timeout: 5 * time.Minute})
-	t.Logf("guest console:\n%s", res.Output)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("timings: setup check %v, guest build %v, boot to test start %v, until guest exit %v, whole test %v",
-		setup.Round(time.Millisecond), build.Round(time.Millisecond), res.Boot.Round(time.Millisecond),
-		res.Elapsed.Round(time.Millisecond), time.Since(begin).Round(time.Millisecond))
-	if res.ExitCode != 0 {
-		t.Fatalf("guest tests failed with exit code %d (console above)", res.ExitCode)
-	}
-	if !strings.Contains(res.Output, "--- PASS: ") || strings.Contains(res.Output, "no tests to run") {
-		t.Fatalf("no guest test ran (GKA_VM_RUN=%q)", run)
-	}
-	if run == "" && !strings.Contains(res.Output, "--- PASS: TestIPVSPresent ") {
-		t.Fatal("the guest's IPVS probe test did not pass")
-	}
+	runGuestSuite(t, "./tests/vm/guest", "TestIPVSPresent", 3*time.Minute, 5*time.Minute)
 }
 
 // TestVMExitCode checks that the guest binary's arguments, environment and exit code make
