@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,7 +11,8 @@ import (
 
 // tcpProbe is a TCP_CHECK: the check passes when a TCP connection to the target is
 // established within the deadline. The connection is closed at once, normally (FIN),
-// as keepalived does.
+// as keepalived does. Connections are made by the process's tcpLoop, without a
+// goroutine per attempt.
 type tcpProbe struct {
 	target probeTarget
 }
@@ -23,15 +25,46 @@ func newTCPProbe(c *parser.Checker, rs *parser.RealServer) (*tcpProbe, error) {
 	return &tcpProbe{target: t}, nil
 }
 
-// Check connects to the target.
+// Check connects to the target within ctx.
 func (p *tcpProbe) Check(ctx context.Context) Result {
-	start := time.Now()
-	ctx, cancel := probeContext(ctx, p.target.timeout)
-	defer cancel()
-	conn, err := p.target.dial(ctx, "tcp")
-	if err != nil {
-		return probeResult(start, fmt.Errorf("TCP_CHECK %s: %w", p.target.dst, err))
+	timeout := p.target.timeout
+	if timeout <= 0 {
+		timeout = probeDefaultTimeout
 	}
-	_ = conn.Close() // the connection was made: that is all TCP_CHECK asks
-	return probeResult(start, nil)
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	if timeout <= 0 {
+		return Result{Err: fmt.Errorf("TCP_CHECK %s: %w", p.target.dst, context.DeadlineExceeded)}
+	}
+	ch := make(chan Result, 1)
+	cancel := p.startAsync(timeout, func(res Result) { ch <- res })
+	select {
+	case res := <-ch:
+		return res
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.Canceled) {
+			cancel() // at the deadline the loop's own timeout ends it
+		}
+		return <-ch
+	}
+}
+
+// startAsync starts an attempt whose result done receives, from another goroutine,
+// within timeout of its connect; cancel ends it early.
+func (p *tcpProbe) startAsync(timeout time.Duration, done func(Result)) (cancel func()) {
+	finish := func(err error, took time.Duration) {
+		if err != nil {
+			err = fmt.Errorf("TCP_CHECK %s: %w", p.target.dst, err)
+		}
+		done(Result{OK: err == nil, Latency: took, Err: err})
+	}
+	l, err := sharedTCPLoop()
+	if err != nil {
+		go finish(err, 0)
+		return func() {}
+	}
+	c := &tcpConnect{target: &p.target, timeout: timeout, done: finish}
+	l.submit(c)
+	return func() { l.cancel(c) }
 }

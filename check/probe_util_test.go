@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -128,25 +129,31 @@ func serveLoopback(t testing.TB, handle func(net.Conn)) *tcpServer {
 }
 
 // closedPort returns a loopback port nobody listens on (for network "tcp4" or "udp4").
+// It is drawn below the kernel's ephemeral range (32768 and up by default), where the
+// servers of other tests, all bound to port 0, never land, and checked free by binding
+// it once.
 func closedPort(t testing.TB, network string) netip.AddrPort {
 	t.Helper()
-	var a net.Addr
-	if network == "udp4" {
-		c, err := net.ListenPacket(network, "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	for range 100 {
+		a := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(20000+rand.IntN(12000)))
+		var err error
+		if network == "udp4" {
+			var c net.PacketConn
+			if c, err = net.ListenPacket(network, a.String()); err == nil {
+				c.Close()
+			}
+		} else {
+			var ln net.Listener
+			if ln, err = net.Listen(network, a.String()); err == nil {
+				ln.Close()
+			}
 		}
-		a = c.LocalAddr()
-		c.Close()
-	} else {
-		ln, err := net.Listen(network, "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+		if err == nil {
+			return a
 		}
-		a = ln.Addr()
-		ln.Close()
 	}
-	return addrPort(a)
+	t.Fatalf("no free %s port found below the ephemeral range", network)
+	return netip.AddrPort{}
 }
 
 // fullBacklog returns a loopback TCP port whose accept queue is full: the kernel drops

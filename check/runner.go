@@ -442,6 +442,11 @@ func (r *Runner) Stop() {
 		r.timer.Stop()
 	}
 	r.cancel()
+	for _, c := range r.checks {
+		if c.cur != nil {
+			c.cur.cancel() // the attempts of an asyncProbe do not watch r.ctx
+		}
+	}
 	var idle chan struct{}
 	if r.stats.InFlight > 0 {
 		idle = make(chan struct{})

@@ -73,13 +73,34 @@ func (r *Runner) runStart(c *runCheck, planned, now time.Time) {
 	}
 	timeout := c.cfg.Timing.ConnectTimeout.D()
 	a := &runAttempt{check: c, id: c.cfg.ID, probe: c.cfg.Probe, planned: planned, dispatched: now}
-	a.ctx, a.cancel = context.WithTimeout(r.ctx, timeout)
 	c.cur = a
-	r.deadlines.set(&c.deadline, now.Add(timeout+r.grace))
 	r.stats.InFlight++
 	r.stats.Running++
 	r.stats.Started++
+	if ap, ok := a.probe.(asyncProbe); ok {
+		a.cancel = ap.startAsync(timeout, func(res Result) { r.runAsyncDone(a, res) })
+		return
+	}
+	a.ctx, a.cancel = context.WithTimeout(r.ctx, timeout)
+	r.deadlines.set(&c.deadline, now.Add(timeout+r.grace))
 	go r.runAttempt(a)
+}
+
+// asyncProbe is a Probe that runs without a goroutine of its own (TCP_CHECK's
+// connections are made by one event loop). The runner trusts it to end every
+// attempt within timeout of its start, so it sets no deadline of its own for it:
+// when the machine is overloaded, its attempts start late instead of failing.
+type asyncProbe interface {
+	Probe
+	// startAsync starts an attempt whose Result done receives once, from another
+	// goroutine; cancel ends the attempt early.
+	startAsync(timeout time.Duration, done func(Result)) (cancel func())
+}
+
+// runAsyncDone reports the result of an asyncProbe's attempt.
+func (r *Runner) runAsyncDone(a *runAttempt, res Result) {
+	end := r.clock.Now()
+	r.runFinish(a, res, false, end.Add(-res.Latency), end)
 }
 
 // runAttempt calls the probe in the attempt's goroutine and reports its result.

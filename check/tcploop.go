@@ -1,0 +1,412 @@
+package check
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// tcpLoopMaxEvents is how many ready sockets one epoll_wait returns at most.
+const tcpLoopMaxEvents = 256
+
+// tcpLoopBatch is how many queued connects the loop makes before it looks at the
+// sockets that are ready again: a long queue does not delay the verdicts of the
+// connections already made.
+const tcpLoopBatch = 64
+
+// errTCPTimeout fails a connection that was not established by its deadline.
+var errTCPTimeout = errors.New("connect: timeout")
+
+// errTCPCancelled fails a connection whose attempt was cancelled.
+var errTCPCancelled = errors.New("connect: cancelled")
+
+// tcpConnect is one connection attempt of the loop: from the request to its verdict.
+type tcpConnect struct {
+	target  *probeTarget
+	timeout time.Duration
+	// done receives the verdict, once, from the loop's goroutine: nil when the
+	// connection was established; took is the time from the connect(2) call.
+	done func(err error, took time.Duration)
+
+	fd        int   // the socket, made by submit; -1 when it could not be
+	sa        unix.Sockaddr // where to connect, zone resolved in the caller's namespace
+	err       error         // why the socket could not be made
+	begin     time.Time // the connect(2) call
+	deadline  time.Time // begin + timeout
+	index     int       // position in the deadline heap; -1 outside it
+	cancelled bool      // guarded by the loop's mu until the loop takes the attempt
+}
+
+// tcpLoop makes TCP_CHECK connections without a goroutine or a thread per attempt:
+// one goroutine issues non-blocking connects, waits for them in its own epoll set and
+// closes each socket as soon as it is established (FIN, as keepalived does) or has
+// failed. An attempt's deadline counts from its connect(2) call, and the loop looks
+// at the ready sockets before it expires any deadline, so a loop that runs late
+// (CPU starvation) delays checks but never fails a connection that was established
+// in time.
+type tcpLoop struct {
+	epfd int
+	evfd int // eventfd that wakes the loop for new requests
+
+	mu       sync.Mutex
+	queue    []*tcpConnect // requests not yet connected
+	cancels  []*tcpConnect // cancellations of requests already taken by the loop
+	sleeping bool          // the loop waits in epoll_wait with a timeout other than 0
+
+	// Owned by the loop's goroutine.
+	open      map[int32]*tcpConnect // sockets in the epoll set by descriptor
+	deadlines []*tcpConnect         // min-heap by deadline
+}
+
+var (
+	tcpLoopOnce sync.Once
+	tcpLoopErr  error
+	tcpLoopInst *tcpLoop
+)
+
+// sharedTCPLoop returns the process's loop, started on first use.
+func sharedTCPLoop() (*tcpLoop, error) {
+	tcpLoopOnce.Do(func() { tcpLoopInst, tcpLoopErr = newTCPLoop() })
+	return tcpLoopInst, tcpLoopErr
+}
+
+// newTCPLoop makes the epoll set and its wake-up eventfd and starts the goroutine.
+func newTCPLoop() (*tcpLoop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("TCP_CHECK loop: epoll_create1: %w", err)
+	}
+	evfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("TCP_CHECK loop: eventfd: %w", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
+		unix.Close(evfd)
+		unix.Close(epfd)
+		return nil, fmt.Errorf("TCP_CHECK loop: adding the eventfd: %w", err)
+	}
+	l := &tcpLoop{epfd: epfd, evfd: evfd, open: map[int32]*tcpConnect{}}
+	go l.run()
+	return l, nil
+}
+
+// submit makes c's socket in the calling thread, so that it belongs to the caller's
+// network namespace, and queues its connect; the verdict comes through c.done, also
+// when the socket could not be made. It never blocks on the network.
+func (l *tcpLoop) submit(c *tcpConnect) {
+	c.index = -1
+	c.fd, c.sa, c.err = c.target.socket()
+	l.mu.Lock()
+	l.queue = append(l.queue, c)
+	l.wakeLocked()
+	l.mu.Unlock()
+}
+
+// cancel ends c with errTCPCancelled unless its verdict is in already.
+func (l *tcpLoop) cancel(c *tcpConnect) {
+	l.mu.Lock()
+	if !c.cancelled {
+		c.cancelled = true
+		l.cancels = append(l.cancels, c)
+		l.wakeLocked()
+	}
+	l.mu.Unlock()
+}
+
+// wakeLocked interrupts the loop's wait; l.mu is held.
+func (l *tcpLoop) wakeLocked() {
+	if !l.sleeping {
+		return
+	}
+	l.sleeping = false
+	one := [8]byte{1}
+	_, _ = unix.Write(l.evfd, one[:]) // a full counter is still a wake-up
+}
+
+// run is the loop: wait for ready sockets or the next deadline, finish the ready
+// ones, expire the late ones, connect the queued ones.
+func (l *tcpLoop) run() {
+	events := make([]unix.EpollEvent, tcpLoopMaxEvents)
+	for {
+		timeout := l.waitTimeout()
+		checked := time.Now() // sockets not ready at the wait's return were not ready then
+		n, err := unix.EpollWait(l.epfd, events, timeout)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			// Only a broken epoll descriptor gets here; nothing can be checked.
+			panic(fmt.Sprintf("TCP_CHECK loop: epoll_wait: %v", err))
+		}
+		l.mu.Lock()
+		l.sleeping = false
+		l.mu.Unlock()
+		for _, ev := range events[:max(n, 0)] {
+			l.ready(ev)
+		}
+		if n < len(events) {
+			l.expire(checked)
+		}
+		l.takeCancels()
+		l.connectQueued()
+	}
+}
+
+// waitTimeout is epoll_wait's timeout in ms: 0 when requests are queued, until the
+// next deadline (rounded up) otherwise, -1 without one. A timeout other than 0 marks
+// the loop as sleeping, so that submit wakes it.
+func (l *tcpLoop) waitTimeout() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.queue) > 0 || len(l.cancels) > 0 {
+		return 0
+	}
+	timeout := -1
+	if len(l.deadlines) > 0 {
+		d := time.Until(l.deadlines[0].deadline)
+		timeout = int((d + time.Millisecond - 1) / time.Millisecond)
+		if timeout <= 0 {
+			return 0
+		}
+	}
+	l.sleeping = true
+	return timeout
+}
+
+// ready handles one event: the wake-up eventfd, or a socket whose connect ended.
+func (l *tcpLoop) ready(ev unix.EpollEvent) {
+	if int(ev.Fd) == l.evfd {
+		var buf [8]byte
+		_, _ = unix.Read(l.evfd, buf[:])
+		return
+	}
+	c := l.open[ev.Fd]
+	if c == nil {
+		return
+	}
+	soerr, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("connect: getsockopt SO_ERROR: %w", err)
+	case soerr != 0:
+		err = fmt.Errorf("connect: %w", unix.Errno(soerr))
+	case ev.Events&(unix.EPOLLERR|unix.EPOLLHUP) != 0:
+		err = errors.New("connect: the connection was closed before it was established")
+	}
+	l.finish(c, err)
+}
+
+// expire fails the connections whose deadline is not after checked.
+func (l *tcpLoop) expire(checked time.Time) {
+	for len(l.deadlines) > 0 && !l.deadlines[0].deadline.After(checked) {
+		l.finish(l.deadlines[0], errTCPTimeout)
+	}
+}
+
+// takeCancels ends the cancelled attempts the loop holds; queued ones are dropped
+// by connectQueued.
+func (l *tcpLoop) takeCancels() {
+	l.mu.Lock()
+	cancels := l.cancels
+	l.cancels = nil
+	l.mu.Unlock()
+	for _, c := range cancels {
+		if c.index >= 0 {
+			l.finish(c, errTCPCancelled)
+		}
+	}
+}
+
+// connectQueued starts up to tcpLoopBatch queued requests.
+func (l *tcpLoop) connectQueued() {
+	l.mu.Lock()
+	n := min(len(l.queue), tcpLoopBatch)
+	batch := make([]*tcpConnect, n)
+	copy(batch, l.queue)
+	l.queue = l.queue[n:]
+	if len(l.queue) == 0 {
+		l.queue = nil
+	}
+	l.mu.Unlock()
+	for _, c := range batch {
+		l.mu.Lock()
+		cancelled := c.cancelled
+		l.mu.Unlock()
+		if cancelled {
+			c.done(errTCPCancelled, 0)
+			continue
+		}
+		l.start(c)
+	}
+}
+
+// start connects c's socket; a connection that cannot be made at once waits in the
+// epoll set.
+func (l *tcpLoop) start(c *tcpConnect) {
+	c.begin = time.Now()
+	c.deadline = c.begin.Add(c.timeout)
+	if c.err != nil {
+		c.done(c.err, time.Since(c.begin))
+		return
+	}
+	if err := unix.Connect(c.fd, c.sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
+		unix.Close(c.fd)
+		c.done(fmt.Errorf("connect: %w", err), time.Since(c.begin))
+		return
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(c.fd)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
+		unix.Close(c.fd)
+		c.done(fmt.Errorf("connect: epoll_ctl: %w", err), time.Since(c.begin))
+		return
+	}
+	l.open[int32(c.fd)] = c
+	l.pushDeadline(c)
+}
+
+// finish closes c's socket (which leaves the epoll set with it) and gives its verdict.
+func (l *tcpLoop) finish(c *tcpConnect, err error) {
+	took := time.Since(c.begin)
+	delete(l.open, int32(c.fd))
+	l.removeDeadline(c)
+	unix.Close(c.fd)
+	l.mu.Lock()
+	c.cancelled = true // a later cancel is a no-op
+	l.mu.Unlock()
+	c.done(err, took)
+}
+
+// socket opens a non-blocking TCP socket of the target's family with the checker's
+// options, bound to bindto/bind_port, and returns it with the address to connect it
+// to. Interface names are looked up here, in the caller's network namespace.
+func (t *probeTarget) socket() (int, unix.Sockaddr, error) {
+	dst, err := probeZoneIndex(t.dst.Addr())
+	if err != nil {
+		return -1, nil, err
+	}
+	sa, err := probeSockaddr(dst, t.dst.Port())
+	if err != nil {
+		return -1, nil, err
+	}
+	family := unix.AF_INET
+	if dst.Is6() {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		return -1, nil, os.NewSyscallError("socket", err)
+	}
+	if err := t.prepare(fd); err != nil {
+		unix.Close(fd)
+		return -1, nil, err
+	}
+	return fd, sa, nil
+}
+
+// prepare sets the checker's socket options on fd and binds it to bindto/bind_port.
+func (t *probeTarget) prepare(fd int) error {
+	if err := t.setSockopts(fd); err != nil {
+		return err
+	}
+	if !t.hasSource() {
+		return nil
+	}
+	src, err := probeZoneIndex(t.src.Addr())
+	if err != nil {
+		return err
+	}
+	if !src.IsValid() { // bind_port without bindto: any address of the family
+		src = netip.IPv6Unspecified()
+		if t.dst.Addr().Is4() {
+			src = netip.IPv4Unspecified()
+		}
+	}
+	sa, err := probeSockaddr(src, t.src.Port())
+	if err != nil {
+		return err
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return fmt.Errorf("bind %s: %w", t.src, err)
+	}
+	return nil
+}
+
+// probeSockaddr is the socket address of a and port; a zone must be an interface
+// index (see probeZoneIndex).
+func probeSockaddr(a netip.Addr, port uint16) (unix.Sockaddr, error) {
+	if a.Is4() {
+		return &unix.SockaddrInet4{Port: int(port), Addr: a.As4()}, nil
+	}
+	sa := &unix.SockaddrInet6{Port: int(port), Addr: a.As16()}
+	if z := a.Zone(); z != "" {
+		idx, err := strconv.ParseUint(z, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("zone of %s: not an interface index", a)
+		}
+		sa.ZoneId = uint32(idx)
+	}
+	return sa, nil
+}
+
+// pushDeadline adds c to the deadline heap.
+func (l *tcpLoop) pushDeadline(c *tcpConnect) {
+	c.index = len(l.deadlines)
+	l.deadlines = append(l.deadlines, c)
+	l.heapUp(c.index)
+}
+
+// removeDeadline takes c out of the deadline heap, if it is there.
+func (l *tcpLoop) removeDeadline(c *tcpConnect) {
+	i := c.index
+	if i < 0 {
+		return
+	}
+	last := len(l.deadlines) - 1
+	l.heapSwap(i, last)
+	l.deadlines[last] = nil
+	l.deadlines = l.deadlines[:last]
+	c.index = -1
+	if i < last {
+		l.heapDown(i)
+		l.heapUp(i)
+	}
+}
+
+func (l *tcpLoop) heapSwap(i, j int) {
+	h := l.deadlines
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+
+func (l *tcpLoop) heapUp(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !l.deadlines[i].deadline.Before(l.deadlines[p].deadline) {
+			return
+		}
+		l.heapSwap(i, p)
+		i = p
+	}
+}
+
+func (l *tcpLoop) heapDown(i int) {
+	n := len(l.deadlines)
+	for {
+		small := i
+		for _, k := range [2]int{2*i + 1, 2*i + 2} {
+			if k < n && l.deadlines[k].deadline.Before(l.deadlines[small].deadline) {
+				small = k
+			}
+		}
+		if small == i {
+			return
+		}
+		l.heapSwap(i, small)
+		i = small
+	}
+}
