@@ -141,11 +141,13 @@ type Snapshot struct {
 // its start). Each attempt gets ConnectTimeout as its context deadline.
 //
 // Scale: one timer and two heaps (next starts, deadlines of attempts in flight)
-// drive every check; an attempt runs in a goroutine of its own, at most MaxInFlight
-// at once (see Options.MaxInFlight). A probe that panics fails its attempt with the panic's text. A probe
-// that has not returned Grace after its deadline fails its attempt and frees its
-// slot; until it returns, the check's later attempts fail at once instead of piling
-// up goroutines.
+// drive every check, at most MaxInFlight attempts at once (see Options.MaxInFlight).
+// TCP_CHECK attempts are connections of one event loop (tcpLoop), whose deadline
+// counts from the connect: an overloaded machine delays them but does not fail them.
+// Every other attempt runs in a goroutine of its own. A probe that panics fails its
+// attempt with the panic's text. A probe that has not returned Grace after its
+// deadline fails its attempt and frees its slot; until it returns, the check's later
+// attempts fail at once instead of piling up goroutines.
 type Runner struct {
 	clock        Clock
 	maxInFlight  int

@@ -34,13 +34,13 @@ type tcpConnect struct {
 	// connection was established; took is the time from the connect(2) call.
 	done func(err error, took time.Duration)
 
-	fd        int   // the socket, made by submit; -1 when it could not be
+	fd        int           // the socket, made by submit; -1 when it could not be
 	sa        unix.Sockaddr // where to connect, zone resolved in the caller's namespace
 	err       error         // why the socket could not be made
-	begin     time.Time // the connect(2) call
-	deadline  time.Time // begin + timeout
-	index     int       // position in the deadline heap; -1 outside it
-	cancelled bool      // guarded by the loop's mu until the loop takes the attempt
+	begin     time.Time     // the connect(2) call
+	deadline  time.Time     // begin + timeout
+	index     int           // position in the deadline heap; -1 outside it
+	cancelled bool          // guarded by the loop's mu until the loop takes the attempt
 }
 
 // tcpLoop makes TCP_CHECK connections without a goroutine or a thread per attempt:
@@ -238,6 +238,9 @@ func (l *tcpLoop) connectQueued() {
 		cancelled := c.cancelled
 		l.mu.Unlock()
 		if cancelled {
+			if c.err == nil {
+				unix.Close(c.fd)
+			}
 			c.done(errTCPCancelled, 0)
 			continue
 		}

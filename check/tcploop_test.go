@@ -1,0 +1,218 @@
+package check
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"gokeepalived/parser"
+)
+
+// loopVerdict is what a tcpConnect's done received.
+type loopVerdict struct {
+	err  error
+	took time.Duration
+}
+
+// loopSubmit queues a connect to dst on l; the verdict arrives on the returned channel.
+// before, when set, runs in the loop's goroutine ahead of the delivery.
+func loopSubmit(t *testing.T, l *tcpLoop, dst netip.AddrPort, bindIf string, timeout time.Duration, before func()) <-chan loopVerdict {
+	t.Helper()
+	target, err := newProbeTarget(&parser.Checker{Type: "TCP_CHECK", Conn: &parser.ConnOpts{ConnectIP: dst.Addr(), ConnectPort: dst.Port(), BindIf: bindIf}}, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan loopVerdict, 1)
+	l.submit(&tcpConnect{target: &target, timeout: timeout, done: func(err error, took time.Duration) {
+		if before != nil {
+			before()
+		}
+		ch <- loopVerdict{err, took}
+	}})
+	return ch
+}
+
+// loopWait returns the verdict, failing the test after a minute without one.
+func loopWait(t *testing.T, ch <-chan loopVerdict) loopVerdict {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(time.Minute):
+		t.Fatal("no verdict from the TCP loop within a minute")
+		return loopVerdict{}
+	}
+}
+
+// TestTCPLoopLateLoopDoesNotFail stalls the loop past a connection's deadline after its
+// connect was made: the connection, established meanwhile, must pass, because the
+// loop reads the ready sockets before it expires deadlines.
+func TestTCPLoopLateLoopDoesNotFail(t *testing.T) {
+	l, err := newTCPLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := serveLoopback(t, func(c net.Conn) { c.Close() })
+	unknown := netip.MustParseAddrPort("127.0.0.1:9")
+
+	// The loop blocks in the first verdict while the other two requests queue up.
+	gate1, in1 := make(chan struct{}), make(chan struct{})
+	first := loopSubmit(t, l, unknown, "nosuchdev0", time.Second, func() { close(in1); <-gate1 })
+	<-in1
+	const timeout = 50 * time.Millisecond
+	submitted := time.Now()
+	conn := loopSubmit(t, l, open.addr(), "", timeout, nil)
+	// Queued after conn: its verdict, in the same batch, stalls the loop once conn's
+	// connect has been made.
+	gate2, in2 := make(chan struct{}), make(chan struct{})
+	stall := loopSubmit(t, l, unknown, "nosuchdev0", time.Second, func() { close(in2); <-gate2 })
+	close(gate1)
+	<-in2
+	for time.Since(submitted) < 3*timeout { // the point of the test: the loop is late
+		time.Sleep(timeout)
+	}
+	close(gate2)
+
+	if v := loopWait(t, first); v.err == nil || !strings.Contains(v.err.Error(), "bind_if") {
+		t.Errorf("unknown bind_if: %v, want a bind_if error", v.err)
+	}
+	loopWait(t, stall)
+	v := loopWait(t, conn)
+	if v.err != nil {
+		t.Fatalf("connection established while the loop was stalled: %v, want success", v.err)
+	}
+	if v.took < timeout {
+		t.Errorf("took %v, want the stall (> %v) in it", v.took, timeout)
+	}
+}
+
+// TestTCPLoopMany runs a thousand connects at once through one loop: all pass, and
+// those to a port whose accept queue is full time out at their deadline.
+func TestTCPLoopMany(t *testing.T) {
+	l, err := newTCPLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := serveLoopback(t, func(c net.Conn) { c.Close() })
+	full := fullBacklog(t)
+	const n = 1000
+	var oks []<-chan loopVerdict
+	for range n {
+		oks = append(oks, loopSubmit(t, l, open.addr(), "", 10*time.Second, nil))
+	}
+	const timeout = 200 * time.Millisecond
+	var lates []<-chan loopVerdict
+	for range 10 {
+		lates = append(lates, loopSubmit(t, l, full, "", timeout, nil))
+	}
+	for i, ch := range oks {
+		if v := loopWait(t, ch); v.err != nil {
+			t.Fatalf("connect %d of %d: %v", i, n, v.err)
+		}
+	}
+	for _, ch := range lates {
+		v := loopWait(t, ch)
+		if v.err != errTCPTimeout {
+			t.Fatalf("full accept queue: %v, want a timeout", v.err)
+		}
+		if v.took < timeout {
+			t.Errorf("timed out after %v, before its deadline %v", v.took, timeout)
+		}
+	}
+}
+
+// TestTCPLoopCancel cancels queued and connecting attempts: each gets exactly one
+// verdict, the cancellation.
+func TestTCPLoopCancel(t *testing.T) {
+	l, err := newTCPLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := fullBacklog(t)
+	target, err := newProbeTarget(testChecker("TCP_CHECK", full), nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan error, 10)
+	var cs []*tcpConnect
+	for range 5 {
+		c := &tcpConnect{target: &target, timeout: time.Minute, done: func(err error, _ time.Duration) { ch <- err }}
+		l.submit(c)
+		cs = append(cs, c)
+	}
+	for _, c := range cs {
+		l.cancel(c)
+		l.cancel(c) // twice: still one verdict
+	}
+	for range cs {
+		select {
+		case err := <-ch:
+			if err != errTCPCancelled {
+				t.Errorf("verdict %v, want the cancellation", err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("a cancelled attempt had no verdict within a minute")
+		}
+	}
+	select {
+	case err := <-ch:
+		t.Fatalf("a second verdict: %v", err)
+	default:
+	}
+}
+
+// TestRunnerTCPChecks runs real TCP_CHECKs through the runner: the attempts go to the
+// loop (no deadline of the runner's), a listening server stays up, a refusing one goes
+// down, and Stop ends an attempt still connecting at once.
+func TestRunnerTCPChecks(t *testing.T) {
+	open := serveLoopback(t, func(c net.Conn) { c.Close() })
+	refused := closedPort(t, "tcp4")
+	full := fullBacklog(t)
+	timing := parser.CheckTiming{DelayLoop: parser.Duration(50 * time.Millisecond), ConnectTimeout: parser.Duration(time.Minute)}
+	var checks []Check
+	for i, dst := range []netip.AddrPort{open.addr(), refused, full} {
+		checks = append(checks, Check{ID: dst.String(), RS: dst.String(), Probe: mustNew(t, testChecker("TCP_CHECK", dst)), Timing: timing})
+		if i == 1 {
+			checks[i].Timing.ConnectTimeout = parser.Duration(time.Second)
+		}
+	}
+	r := NewRunner(Options{})
+	if err := r.Update(checks); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		snap := r.Snapshot()
+		byRS := map[string]RealServerStatus{}
+		for _, s := range snap.RealServers {
+			byRS[s.RS] = s
+		}
+		var openChecks uint64
+		for _, c := range snap.Checks {
+			if c.ID == open.addr().String() {
+				openChecks = c.Attempts
+			}
+		}
+		if openChecks >= 5 && !byRS[refused.String()].Up {
+			if !byRS[open.addr().String()].Up || !byRS[full.String()].Up {
+				t.Fatalf("real servers %+v: the listening one and the one still connecting must be up", byRS)
+			}
+			if snap.Stats.Abandoned != 0 || snap.Stats.Skipped != 0 {
+				t.Fatalf("stats %+v: nothing may be abandoned or skipped", snap.Stats)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a minute: %+v", snap)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Stop waits up to Grace (1 s) for the attempts; the one connecting has a minute
+	// left, so nothing in flight afterwards means Stop cancelled it.
+	r.Stop()
+	if st := r.Stats(); st.InFlight != 0 {
+		t.Errorf("after Stop %d attempts are in flight: the connecting one must be cancelled", st.InFlight)
+	}
+}
