@@ -102,16 +102,30 @@ const MaxGroupRange = 65536
 // appears in two virtual servers is taken from the first; [Validate] reports it. The
 // result is in configuration order.
 func Desired(cfg *parser.Config, health HealthView) []ServiceSpec {
+	return desiredOf(cfg, health, nil)
+}
+
+// desiredOf is [Desired] for the virtual servers in only (all of them when only is nil):
+// their services in configuration order, without those that an earlier virtual server
+// defines, in only or not. It is what a pass over the virtual servers whose health
+// changed must converge, and is the part of Desired that comes from them.
+func desiredOf(cfg *parser.Config, health HealthView, only map[VirtualServerKey]bool) []ServiceSpec {
 	groups := groupsByName(cfg)
-	seen := map[ServiceKey]bool{}
+	seen := make(map[ServiceKey]bool, len(cfg.VirtualServers))
 	var out []ServiceSpec
-	for _, vs := range cfg.VirtualServers {
+	for _, vs := range cfg.VirtualServers[:relevant(cfg, only)] {
 		svcs, _ := expandServices(vs, groups[vs.Group])
+		key := VSKey(vs)
+		if only != nil && !only[key] {
+			for _, s := range svcs {
+				seen[s.Key()] = true
+			}
+			continue
+		}
 		if len(svcs) == 0 {
 			continue
 		}
 		pool := Pool(vs, health)
-		key := VSKey(vs)
 		for _, s := range svcs {
 			if seen[s.Key()] {
 				continue
@@ -124,6 +138,21 @@ func Desired(cfg *parser.Config, health HealthView) []ServiceSpec {
 		}
 	}
 	return out
+}
+
+// relevant returns how many of cfg's virtual servers, from the first, can shape
+// desiredOf(cfg, _, only): all of them when only is nil, else up to the last one in
+// only (a later one cannot take a service from it).
+func relevant(cfg *parser.Config, only map[VirtualServerKey]bool) int {
+	if only == nil {
+		return len(cfg.VirtualServers)
+	}
+	for i := len(cfg.VirtualServers) - 1; i >= 0; i-- {
+		if only[VSKey(cfg.VirtualServers[i])] {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // Validate reports what [Desired] leaves out of cfg: group ranges larger than

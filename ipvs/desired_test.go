@@ -2,6 +2,7 @@ package ipvs
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -457,5 +458,69 @@ func TestTimeoutsOf(t *testing.T) {
 	}
 	if !(Timeouts{}).IsZero() || got.IsZero() {
 		t.Error("zero Timeouts is not IsZero")
+	}
+}
+
+// TestDesiredOf checks that the desired state of any set of virtual servers is the part
+// of Desired that comes from them, in the same order: a service defined by two virtual
+// servers belongs to the first whether or not the first is in the set.
+func TestDesiredOf(t *testing.T) {
+	cfg := load(t, `
+virtual_server_group g {
+	10.0.0.1-2 80
+	fwmark 7
+}
+virtual_server 10.0.0.2 80 {
+	lb_algo rr
+	protocol TCP
+	real_server 10.1.0.1 80 {
+	}
+}
+virtual_server group g {
+	lb_algo wrr
+	protocol TCP
+	quorum 2
+	sorry_server 10.9.9.9 80
+	real_server 10.1.0.2 80 {
+	}
+	real_server 10.1.0.3 80 {
+	}
+}
+virtual_server fwmark 7 {
+	lb_algo rr
+	real_server 10.1.0.4 80 {
+	}
+}
+virtual_server 10.0.0.3 80 {
+	lb_algo rr
+	protocol TCP
+	real_server 10.1.0.5 80 {
+	}
+}
+`)
+	vss := cfg.VirtualServers
+	h := HealthView{RealServers: map[RealServerKey]RSHealth{RSKey(vss[1], vss[1].RealServers[0]): down}}
+	all := Desired(cfg, h)
+	render := func(specs []ServiceSpec) string {
+		var b strings.Builder
+		for _, s := range specs {
+			fmt.Fprintf(&b, "%s quorum=%v sorry=%v\n", s.VS, s.QuorumUp, s.SorryActive)
+		}
+		return b.String() + specLines(specs)
+	}
+	for set := range 1 << len(vss) {
+		only := map[VirtualServerKey]bool{}
+		for i, vs := range vss {
+			if set&(1<<i) != 0 {
+				only[VSKey(vs)] = true
+			}
+		}
+		want := slices.DeleteFunc(slices.Clone(all), func(s ServiceSpec) bool { return !only[s.VS] })
+		if got := desiredOf(cfg, h, only); render(got) != render(want) {
+			t.Errorf("virtual servers %v:\n%s\nwant:\n%s", slices.Collect(maps.Keys(only)), render(got), render(want))
+		}
+	}
+	if got := render(desiredOf(cfg, h, nil)); got != render(all) {
+		t.Errorf("all virtual servers:\n%s\nwant:\n%s", got, render(all))
 	}
 }

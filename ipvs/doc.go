@@ -22,5 +22,8 @@
 //     (a restart changes nothing when the table matches), touches only the services it
 //     owns, reports every failure with its service and carries on with the others; the
 //     next pass retries. [Start] and [Stop] apply lvs_flush, lvs_timeouts and
-//     lvs_flush_on_stop.
+//     lvs_flush_on_stop. The [Manager] runs it at start, on reload and to retry after
+//     errors; a health change runs a targeted pass instead, over the services of the
+//     virtual servers concerned: their destinations are read and converged, the table
+//     is not dumped and no service is deleted.
 package ipvs

@@ -77,6 +77,19 @@ func (f *Fake) Writes() int {
 	return n
 }
 
+// Count returns the number of recorded calls of op ("services", "del-dest"...).
+func (f *Fake) Count(op string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		if c.Op == op {
+			n++
+		}
+	}
+	return n
+}
+
 // ResetCalls forgets the recorded calls.
 func (f *Fake) ResetCalls() {
 	f.mu.Lock()

@@ -2,7 +2,6 @@ package ipvs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -14,7 +13,7 @@ import (
 	"gokeepalived/parser"
 )
 
-// retryEvery is how soon a reconcile pass that had errors is tried again.
+// retryEvery is how soon after a reconcile pass that had errors a full pass retries.
 const retryEvery = 5 * time.Second
 
 // RealServerEvent is a health transition of a real server, for notify_up/notify_down,
@@ -33,8 +32,13 @@ type QuorumEvent struct {
 }
 
 // Manager keeps the kernel's IPVS table in line with the virtual_server blocks and the
-// health of their real servers: checks report to it, and every change (or a retry after
-// an error) runs a reconcile pass.
+// health of their real servers: checks report to it, and every change runs a reconcile
+// pass. Start, Reload and the retry after a pass that had errors run a full pass: the
+// whole desired state against the whole table, deleting the owned services no longer
+// desired. Health changes run a targeted pass over the virtual servers whose real servers
+// changed: the destinations of their services only, read one service at a time, without
+// the dump of the table; the changes that arrive while a pass runs are taken together
+// by the next.
 type Manager struct {
 	kernel Kernel
 	log    *slog.Logger
@@ -55,6 +59,10 @@ type Manager struct {
 	owned   OwnedSet
 	last    Changes
 	errs    []error
+	full    bool                      // the next pass is a full one
+	dirty   map[VirtualServerKey]bool // virtual servers whose health changed since the last pass
+
+	retryEvery time.Duration // how soon a full pass follows a pass that had errors
 
 	runner *check.Runner
 	wake   chan struct{}
@@ -70,7 +78,7 @@ type rsRef struct {
 
 // NewManager returns a manager over kernel k.
 func NewManager(k Kernel, log *slog.Logger) *Manager {
-	return &Manager{kernel: k, log: log, owned: OwnedSet{}, wake: make(chan struct{}, 1)}
+	return &Manager{kernel: k, log: log, owned: OwnedSet{}, wake: make(chan struct{}, 1), retryEvery: retryEvery}
 }
 
 // Start applies the global IPVS settings (lvs_flush, lvs_timeouts), starts the checks
@@ -87,6 +95,7 @@ func (m *Manager) Start(ctx context.Context, cfg *parser.Config) error {
 	}
 	m.cfg, m.byCheck = cfg, refs
 	m.health = HealthView{RealServers: map[RealServerKey]RSHealth{}, Quorum: map[VirtualServerKey]bool{}}
+	m.full = true
 	m.mu.Unlock()
 	m.runner = check.NewRunner(check.Options{OnTransition: m.transition, StartDelay: m.CheckStartDelay, Log: m.log})
 	if err := m.runner.Update(checks); err != nil {
@@ -102,7 +111,7 @@ func (m *Manager) Start(ctx context.Context, cfg *parser.Config) error {
 
 // Reload switches to a new configuration: the checks of unchanged real servers keep
 // their state and schedule (keepalived: a failed real server is not re-added on reload),
-// and one reconcile pass moves only the services and destinations that changed.
+// and one full reconcile pass moves only the services and destinations that changed.
 // lvs_flush is not applied again.
 func (m *Manager) Reload(cfg *parser.Config) error {
 	m.mu.Lock()
@@ -115,7 +124,7 @@ func (m *Manager) Reload(cfg *parser.Config) error {
 		return fmt.Errorf("ipvs: %w", err)
 	}
 	m.mu.Lock()
-	m.cfg, m.byCheck = cfg, refs
+	m.cfg, m.byCheck, m.full = cfg, refs, true
 	m.mu.Unlock()
 	m.kick()
 	return nil
@@ -130,7 +139,7 @@ func buildChecks(cfg *parser.Config, held map[netip.Addr]bool) ([]check.Check, m
 		paused := suspended(vs, held)
 		for _, rs := range vs.RealServers {
 			key := RSKey(vs, rs)
-			id := fmt.Sprintf("%v", key)
+			id := rsID(key)
 			refs[id] = rsRef{vs: vs, rs: rs, key: key}
 			if paused {
 				continue
@@ -149,6 +158,9 @@ func buildChecks(cfg *parser.Config, held map[netip.Addr]bool) ([]check.Check, m
 	}
 	return checks, refs, nil
 }
+
+// rsID is the runner's key of a real server.
+func rsID(key RealServerKey) string { return fmt.Sprintf("%v", key) }
 
 // suspended reports whether ha_suspend pauses a virtual server's checks: its address is
 // not on this director. Before SetHeld is first called nothing is suspended.
@@ -194,12 +206,17 @@ func checkTiming(c *parser.Checker) parser.CheckTiming {
 	return *c.Timing
 }
 
-// transition records a real server's new health and wakes the reconcile loop.
+// transition records a real server's new health, marks its virtual server for the next
+// targeted pass and wakes the reconcile loop.
 func (m *Manager) transition(t check.Transition) {
 	m.mu.Lock()
 	ref, ok := m.byCheck[t.RS]
 	if ok {
 		m.health.RealServers[ref.key] = RSHealth{Up: t.Up, Weight: t.Weight}
+		if m.dirty == nil {
+			m.dirty = map[VirtualServerKey]bool{}
+		}
+		m.dirty[ref.key.VS] = true
 	}
 	m.mu.Unlock()
 	if !ok {
@@ -223,42 +240,76 @@ func (m *Manager) kick() {
 	}
 }
 
-// loop runs a reconcile pass on every wake-up, and retries after errors.
+// loop runs a reconcile pass on every wake-up, and a full pass retryEvery after a pass
+// that had errors. Passes in between do not put the retry off: a service that keeps
+// failing in the targeted passes must not starve the full one.
 func (m *Manager) loop(ctx context.Context) {
 	defer close(m.done)
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	defer retry.Stop()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	pending := false // the retry timer runs
 	for {
+		retry := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-m.wake:
-		case <-retry.C:
+		case <-timer.C:
+			retry, pending = true, false
 		}
-		if m.pass() {
-			retry.Reset(retryEvery)
+		if m.pass(retry) && !pending {
+			timer.Reset(m.retryEvery)
+			pending = true
 		}
 	}
 }
 
-// pass computes the desired table and reconciles; it reports whether to retry.
-func (m *Manager) pass() bool {
+// pass runs the reconcile pass that is due: a full one when asked (Start, Reload) or
+// when retry, else a targeted one over the virtual servers marked by transitions. It
+// reports whether the pass had errors.
+func (m *Manager) pass(retry bool) bool {
 	m.mu.Lock()
-	cfg := m.cfg
+	cfg, owned := m.cfg, m.owned
 	health := HealthView{RealServers: maps.Clone(m.health.RealServers), Quorum: maps.Clone(m.health.Quorum)}
-	owned := m.owned
+	full, dirty := m.full || retry, m.dirty
+	m.full, m.dirty = false, nil
 	m.mu.Unlock()
+	if !full && len(dirty) == 0 {
+		return false
+	}
 
-	desired := Desired(cfg, health)
-	changes, err := Reconcile(m.kernel, desired, owned)
+	desired, changes, err := m.reconcile(cfg, health, owned, dirty, full)
+	events := m.record(cfg, desired, changes, full)
+	m.report(full, events, changes, err)
+	return err != nil
+}
 
+// reconcile converges the kernel's table: to the whole desired state in a full pass,
+// else to the services of the dirty virtual servers. It returns the desired services it
+// converged to.
+func (m *Manager) reconcile(cfg *parser.Config, health HealthView, owned OwnedSet, dirty map[VirtualServerKey]bool, full bool) ([]ServiceSpec, Changes, error) {
+	if full {
+		desired := Desired(cfg, health)
+		changes, err := Reconcile(m.kernel, desired, owned)
+		return desired, changes, err
+	}
+	desired := desiredOf(cfg, health, dirty)
+	changes, err := reconcileOnly(m.kernel, desired)
+	return desired, changes, err
+}
+
+// record keeps the outcome of a pass over desired: the quorum of its virtual servers,
+// the owned services (those of a full pass replace them, those of a targeted pass are
+// added) and the changes. It returns the quorum transitions.
+func (m *Manager) record(cfg *parser.Config, desired []ServiceSpec, changes Changes, full bool) []QuorumEvent {
 	quorum := map[VirtualServerKey]bool{}
 	for _, s := range desired {
 		quorum[s.VS] = s.QuorumUp
 	}
 	var events []QuorumEvent
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	for _, vs := range cfg.VirtualServers {
 		k := VSKey(vs)
 		up, ok := quorum[k]
@@ -270,12 +321,22 @@ func (m *Manager) pass() bool {
 		}
 		m.health.Quorum[k] = up
 	}
-	if changes.Owned != nil {
+	if full {
 		m.owned = changes.Owned
+	} else {
+		m.owned = m.owned.with(changes.Owned)
 	}
 	m.last, m.errs = changes, changes.Errors
-	m.mu.Unlock()
+	return events
+}
 
+// report logs a pass, full or targeted, and hands its quorum transitions to OnQuorum;
+// err is the pass's failures joined.
+func (m *Manager) report(full bool, events []QuorumEvent, changes Changes, err error) {
+	kind := "targeted"
+	if full {
+		kind = "full"
+	}
 	for _, e := range events {
 		m.log.Warn("virtual server quorum changed", "vs", VSKey(e.VS), "up", e.Up)
 		if m.OnQuorum != nil {
@@ -283,13 +344,11 @@ func (m *Manager) pass() bool {
 		}
 	}
 	if len(changes.Ops) > 0 {
-		m.log.Info("IPVS table updated", "changes", changes.Summary())
+		m.log.Info("IPVS table updated", "pass", kind, "changes", changes.Summary())
 	}
-	if err != nil || len(changes.Errors) > 0 {
-		m.log.Error("IPVS reconcile incomplete; retrying", "err", errors.Join(append(changes.Errors, err)...))
-		return true
+	if err != nil {
+		m.log.Error("IPVS reconcile incomplete; retrying", "pass", kind, "err", err)
 	}
-	return false
 }
 
 // Stop stops the checks and the loop, then removes the services we own unless keep
@@ -312,7 +371,8 @@ func (m *Manager) Stop(keep bool) error {
 	return err
 }
 
-// Status is a snapshot for status output: the last reconcile and the checks.
+// Status is a snapshot for status output: the last reconcile pass (full or targeted) and
+// the checks.
 type Status struct {
 	Health  map[RealServerKey]RSHealth
 	Quorum  map[VirtualServerKey]bool

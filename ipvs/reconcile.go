@@ -3,6 +3,7 @@ package ipvs
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -19,6 +20,20 @@ type OwnedSet map[ServiceKey]struct{}
 func (o OwnedSet) Has(k ServiceKey) bool {
 	_, ok := o[k]
 	return ok
+}
+
+// with returns o with the keys of add. o is not changed: a new set is made when add has
+// keys that o lacks, so that an owned set handed out stays as it was.
+func (o OwnedSet) with(add OwnedSet) OwnedSet {
+	for k := range add {
+		if !o.Has(k) {
+			out := make(OwnedSet, len(o)+len(add))
+			maps.Copy(out, o)
+			maps.Copy(out, add)
+			return out
+		}
+	}
+	return o
 }
 
 // OpKind is the kind of a kernel change.
@@ -132,10 +147,23 @@ func Reconcile(k Kernel, desired []ServiceSpec, owned OwnedSet) (Changes, error)
 	if err != nil {
 		return ch, err
 	}
-	for _, w := range plan {
-		ch.apply(k, w)
-	}
-	return ch, errors.Join(ch.Errors...)
+	err = ch.applyPlan(k, plan)
+	return ch, err
+}
+
+// reconcileOnly converges the services of desired alone, for a pass that follows health
+// changes: it reads the destinations of each (not the list of services, the dump that
+// makes [Reconcile] cost a netlink round trip per service), takes the service's own
+// settings as desired (they change only with the configuration, which a full
+// [Reconcile] applies) and adds back a service the kernel no longer has, with its
+// destinations. It deletes no service: only a full pass knows which owned services are
+// no longer desired. Changes.Owned holds the services of desired, to add to the owned
+// set.
+func reconcileOnly(k Kernel, desired []ServiceSpec) (Changes, error) {
+	ch := Changes{Owned: keysOf(desired)}
+	plan, _ := ch.planServices(k, desired, func(want Service) (Service, bool) { return want, true })
+	err := ch.applyPlan(k, plan)
+	return ch, err
 }
 
 // Plan returns the changes [Reconcile] would make, without making them: Changes.Ops
@@ -152,17 +180,22 @@ func Plan(k Kernel, desired []ServiceSpec, owned OwnedSet) (Changes, error) {
 	return ch, errors.Join(ch.Errors...)
 }
 
-// makePlan reads the table and computes the changes per service.
-func makePlan(k Kernel, desired []ServiceSpec, owned OwnedSet) ([]work, Changes, error) {
-	ch := Changes{Owned: make(OwnedSet, len(desired))}
+// keysOf returns the keys of the services of desired.
+func keysOf(desired []ServiceSpec) OwnedSet {
+	keys := make(OwnedSet, len(desired))
 	for _, spec := range desired {
-		ch.Owned[spec.Service.normalized().Key()] = struct{}{}
+		keys[spec.Service.normalized().Key()] = struct{}{}
 	}
+	return keys
+}
+
+// makePlan reads the table and computes the changes per service: those of the desired
+// services, then the deletion of the owned services no longer desired.
+func makePlan(k Kernel, desired []ServiceSpec, owned OwnedSet) ([]work, Changes, error) {
+	ch := Changes{Owned: keysOf(desired)}
 	have, err := k.Services()
 	if err != nil {
-		for key := range owned {
-			ch.Owned[key] = struct{}{}
-		}
+		maps.Copy(ch.Owned, owned)
 		return nil, ch, fmt.Errorf("ipvs: reading the services: %w", err)
 	}
 	current := make(map[ServiceKey]Service, len(have))
@@ -170,43 +203,10 @@ func makePlan(k Kernel, desired []ServiceSpec, owned OwnedSet) ([]work, Changes,
 		s = s.normalized()
 		current[s.Key()] = s
 	}
-
-	var plan []work
-	seen := make(map[ServiceKey]bool, len(desired))
-	for i := range desired {
-		spec := &desired[i]
-		want := spec.Service.normalized()
-		key := want.Key()
-		if seen[key] {
-			ch.fail(fmt.Errorf("ipvs: service %s: in the desired state twice; the second is ignored", key))
-			continue
-		}
-		seen[key] = true
-		cur, present := current[key]
-		if !present {
-			plan = append(plan, work{spec: spec, ops: addAll(want, spec.Destinations, []Op{{Kind: OpAddService, Service: want}})})
-			continue
-		}
-		var ops []Op
-		if cur != want {
-			ops = append(ops, Op{Kind: OpUpdateService, Service: want})
-		}
-		dests, err := k.Destinations(cur)
-		if errors.Is(err, ErrNoService) { // gone since the list was read
-			plan = append(plan, work{spec: spec, ops: addAll(want, spec.Destinations, []Op{{Kind: OpAddService, Service: want}})})
-			continue
-		}
-		if err != nil {
-			ch.fail(fmt.Errorf("ipvs: service %s: reading its destinations: %w", key, err))
-			continue
-		}
-		ops = append(ops, diffDests(want, spec.Destinations, dests)...)
-		if len(ops) == 0 {
-			ch.Unchanged++
-			continue
-		}
-		plan = append(plan, work{spec: spec, ops: ops})
-	}
+	plan, seen := ch.planServices(k, desired, func(want Service) (Service, bool) {
+		cur, present := current[want.Key()]
+		return cur, present
+	})
 
 	var gone []ServiceKey
 	for key := range owned {
@@ -220,6 +220,60 @@ func makePlan(k Kernel, desired []ServiceSpec, owned OwnedSet) ([]work, Changes,
 		plan = append(plan, work{ops: []Op{{Kind: OpDelService, Service: current[key]}}})
 	}
 	return plan, ch, nil
+}
+
+// planServices computes the changes of each desired service, in order; held tells how
+// the kernel holds the service wanted: its settings, and whether it is there. A service
+// desired twice is an error and the second is ignored; a service whose state cannot be
+// read is an error and skipped; a service that needs nothing counts as unchanged. It
+// returns the plan and the keys of the services planned.
+func (c *Changes) planServices(k Kernel, desired []ServiceSpec, held func(want Service) (Service, bool)) ([]work, map[ServiceKey]bool) {
+	var plan []work
+	seen := make(map[ServiceKey]bool, len(desired))
+	for i := range desired {
+		spec := &desired[i]
+		want := spec.Service.normalized()
+		key := want.Key()
+		if seen[key] {
+			c.fail(fmt.Errorf("ipvs: service %s: in the desired state twice; the second is ignored", key))
+			continue
+		}
+		seen[key] = true
+		cur, present := held(want)
+		ops, err := planService(k, spec, want, cur, present)
+		switch {
+		case err != nil:
+			c.fail(err)
+		case len(ops) == 0:
+			c.Unchanged++
+		default:
+			plan = append(plan, work{spec: spec, ops: ops})
+		}
+	}
+	return plan, seen
+}
+
+// planService returns the changes that make the kernel hold spec, whose service is want
+// (normalized); cur is the kernel's service when present. It reads the destinations of
+// a present service; one that is not there, or is gone by then, is added with all its
+// destinations.
+func planService(k Kernel, spec *ServiceSpec, want, cur Service, present bool) ([]Op, error) {
+	addService := []Op{{Kind: OpAddService, Service: want}}
+	if !present {
+		return addAll(want, spec.Destinations, addService), nil
+	}
+	dests, err := k.Destinations(cur)
+	if errors.Is(err, ErrNoService) { // gone since the list was read
+		return addAll(want, spec.Destinations, addService), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ipvs: service %s: reading its destinations: %w", want.Key(), err)
+	}
+	var ops []Op
+	if cur != want {
+		ops = append(ops, Op{Kind: OpUpdateService, Service: want})
+	}
+	return append(ops, diffDests(want, spec.Destinations, dests)...), nil
 }
 
 // addAll appends to ops the addition of every destination of svc.
@@ -255,6 +309,15 @@ func diffDests(svc Service, want, have []Destination) []Op {
 		}
 	}
 	return ops
+}
+
+// applyPlan makes the changes of plan, service by service; it returns the failures
+// joined.
+func (c *Changes) applyPlan(k Kernel, plan []work) error {
+	for _, w := range plan {
+		c.apply(k, w)
+	}
+	return errors.Join(c.Errors...)
 }
 
 // apply makes the changes of one service. A failed service change skips the service's
@@ -383,10 +446,8 @@ func Stop(k Kernel, owned OwnedSet, g *parser.GlobalDefs, keep bool) (Changes, e
 	if err != nil {
 		return ch, err
 	}
-	for _, w := range plan {
-		ch.apply(k, w)
-	}
-	return ch, errors.Join(ch.Errors...)
+	err = ch.applyPlan(k, plan)
+	return ch, err
 }
 
 // String renders the changes one a line, failures with their error, after the summary.

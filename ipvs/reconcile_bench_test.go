@@ -94,3 +94,36 @@ func BenchmarkDesired(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkHealthChange is the pass that one real server changing state runs, in 250
+// virtual servers of 20 real servers (5,000 real servers): a full pass (what every
+// health change ran before targeted passes) against a targeted one. Each op is one
+// transition (down and up in turn) and its pass; calls/op are the kernel calls (netlink
+// requests with a real kernel).
+func BenchmarkHealthChange(b *testing.B) {
+	cfg := load(b, farmConf(250, 20, "", ""))
+	for _, full := range []bool{true, false} {
+		name := "targeted"
+		if full {
+			name = "full"
+		}
+		b.Run(name, func(b *testing.B) {
+			k := &Fake{}
+			m := startManager(b, k, cfg)
+			if err := m.Stop(true); err != nil { // the benchmark runs the passes itself
+				b.Fatal(err)
+			}
+			k.ResetCalls()
+			up := false
+			for b.Loop() {
+				setHealth(m, cfg, 125, 10, up)
+				up = !up
+				if m.pass(full) {
+					b.Fatalf("pass failed: %v", m.Status().Errors)
+				}
+			}
+			b.ReportMetric(float64(len(k.Calls()))/float64(b.N), "calls/op")
+			reportCalls(b, k)
+		})
+	}
+}

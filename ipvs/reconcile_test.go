@@ -3,6 +3,7 @@ package ipvs
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -480,4 +481,36 @@ func TestStartStop(t *testing.T) {
 			t.Errorf("Stop: %v, %s, owned %v", err, ch.Summary(), ch.Owned)
 		}
 	})
+}
+
+// TestReconcileOnly checks the targeted pass: it reads the destinations of the services
+// given and nothing else, converges them, adds back a service that vanished, owns what
+// it was given and leaves the other services alone.
+func TestReconcileOnly(t *testing.T) {
+	specs := bigSpecs(5, 3)
+	k := &Fake{}
+	mustReconcile(t, k, specs, nil)
+	specs[2].Destinations[1].Weight = 7
+	if err := k.DelService(specs[4].Service); err != nil {
+		t.Fatal(err)
+	}
+	k.ResetCalls()
+	ch, err := reconcileOnly(k, []ServiceSpec{specs[2], specs[4], specs[3]})
+	if err != nil {
+		t.Fatalf("reconcileOnly: %v\n%s", err, ch.String())
+	}
+	want := []string{
+		"destinations TCP 10.0.2.1:80", "destinations TCP 10.0.4.1:80", "destinations TCP 10.0.3.1:80",
+		"update-dest TCP 10.0.2.1:80 -> 172.16.0.2:8080", "add-service TCP 10.0.4.1:80",
+		"add-dest TCP 10.0.4.1:80 -> 172.16.0.1:8080", "add-dest TCP 10.0.4.1:80 -> 172.16.0.2:8080", "add-dest TCP 10.0.4.1:80 -> 172.16.0.3:8080",
+	}
+	if got := callLines(k); !slices.Equal(got, want) {
+		t.Errorf("kernel calls:\n got %q\nwant %q", got, want)
+	}
+	if k.Dump() != specLines(specs) {
+		t.Errorf("table:\n%s\nwant:\n%s", k.Dump(), specLines(specs))
+	}
+	if ch.Unchanged != 1 || !maps.Equal(ch.Owned, keysOf([]ServiceSpec{specs[2], specs[3], specs[4]})) {
+		t.Errorf("%d unchanged, owned %v", ch.Unchanged, ch.Owned)
+	}
 }
