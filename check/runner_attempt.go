@@ -20,6 +20,7 @@ func (r *Runner) schedFire() {
 		return
 	}
 	r.timerAt = time.Time{}
+	r.firedAt = r.clock.Now()
 	r.schedDispatch()
 }
 
@@ -42,7 +43,8 @@ func (r *Runner) schedDispatch() {
 }
 
 // schedArm makes the timer fire by the next event: the earliest deadline, or the
-// earliest start when a slot is free (a full runner dispatches when a slot frees).
+// earliest start when a slot is free (a full runner dispatches when a slot frees),
+// but not within Slack of its last firing.
 func (r *Runner) schedArm(now time.Time) {
 	var next time.Time
 	if e := r.deadlines.peek(); e != nil {
@@ -50,6 +52,9 @@ func (r *Runner) schedArm(now time.Time) {
 	}
 	if e := r.starts.peek(); e != nil && r.stats.InFlight < r.maxInFlight && (next.IsZero() || e.at.Before(next)) {
 		next = e.at
+	}
+	if earliest := r.firedAt.Add(r.slack); r.slack > 0 && !next.IsZero() && next.Before(earliest) {
+		next = earliest
 	}
 	if next.IsZero() || (!r.timerAt.IsZero() && !next.Before(r.timerAt)) {
 		return

@@ -101,6 +101,39 @@ func TestRunnerTiming(t *testing.T) {
 	}
 }
 
+// TestRunnerSlack checks Options.Slack: attempts due within Slack of the timer's last
+// firing start together, late and never early; with a free timer they start on time.
+func TestRunnerSlack(t *testing.T) {
+	ms := time.Millisecond
+	slow := runPass
+	slow.take = 3 * ms
+	for _, tc := range []struct {
+		slack      time.Duration
+		fast, slow []time.Duration
+	}{
+		{0, []time.Duration{0, 1000 * ms, 2000 * ms}, []time.Duration{0, 1003 * ms, 2006 * ms}},
+		// The timer fires at 1 s for the fast check; the slow one, due at 1.003 s,
+		// waits until 1.010 s, then at 2.013 s is due after the 2 s firing's slack.
+		{10 * ms, []time.Duration{0, 1000 * ms, 2000 * ms}, []time.Duration{0, 1010 * ms, 2013 * ms}},
+	} {
+		t.Run(fmt.Sprint(tc.slack), func(t *testing.T) {
+			h := runNewHarness(t, Options{Slack: tc.slack})
+			fast, slowP := h.probe(runPass), h.probe(slow)
+			h.update(
+				Check{ID: "fast", RS: "a", Probe: fast, Timing: runTiming(1, 1, 1, 1)},
+				Check{ID: "slow", RS: "b", Probe: slowP, Timing: runTiming(1, 1, 1, 1)},
+			)
+			h.clk.Advance(2500 * ms)
+			if got := fast.times(); !slices.Equal(got, tc.fast) {
+				t.Errorf("fast check called at %v, want %v", got, tc.fast)
+			}
+			if got := slowP.times(); !slices.Equal(got, tc.slow) {
+				t.Errorf("slow check called at %v, want %v", got, tc.slow)
+			}
+		})
+	}
+}
+
 // TestRunnerReasons checks what the transitions say and carry.
 func TestRunnerReasons(t *testing.T) {
 	h := runNewHarness(t, Options{})

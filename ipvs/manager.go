@@ -16,6 +16,11 @@ import (
 // retryEvery is how soon after a reconcile pass that had errors a full pass retries.
 const retryEvery = 5 * time.Second
 
+// checkSlack batches the starts of checks due within 10 ms of each other: a check
+// starts up to 10 ms late (noise against delay_loop's seconds), and at thousands of
+// checks a second the runner wakes a hundred times a second instead of for each one.
+const checkSlack = 10 * time.Millisecond
+
 // RealServerEvent is a health transition of a real server, for notify_up/notify_down,
 // the LVS notify FIFO and logs.
 type RealServerEvent struct {
@@ -97,7 +102,7 @@ func (m *Manager) Start(ctx context.Context, cfg *parser.Config) error {
 	m.health = HealthView{RealServers: map[RealServerKey]RSHealth{}, Quorum: map[VirtualServerKey]bool{}}
 	m.full = true
 	m.mu.Unlock()
-	m.runner = check.NewRunner(check.Options{OnTransition: m.transition, StartDelay: m.CheckStartDelay, Log: m.log})
+	m.runner = check.NewRunner(check.Options{OnTransition: m.transition, StartDelay: m.CheckStartDelay, Slack: checkSlack, Log: m.log})
 	if err := m.runner.Update(checks); err != nil {
 		m.runner.Stop()
 		return fmt.Errorf("ipvs: %w", err)
