@@ -25,5 +25,8 @@
 //     lvs_flush_on_stop. The [Manager] runs it at start, on reload and to retry after
 //     errors; a health change runs a targeted pass instead, over the services of the
 //     virtual servers concerned: their destinations are read and converged, the table
-//     is not dumped and no service is deleted.
+//     is not dumped and no service is deleted. With [Manager.StateFile] the owned
+//     services are kept in a file across restarts, so that a restart (after a stop
+//     that kept the table, or a crash) deletes those an earlier run created and the
+//     configuration no longer has.
 package ipvs

@@ -44,6 +44,14 @@ type QuorumEvent struct {
 // changed: the destinations of their services only, read one service at a time, without
 // the dump of the table; the changes that arrive while a pass runs are taken together
 // by the next.
+//
+// The owned services ([OwnedSet]) are those of the desired state and those the manager
+// created and has not managed to delete yet. With StateFile they outlive the process:
+// the file is written before a pass that may create services and after every pass
+// (and Stop) that changes them, and Start reads it back, so that the first pass deletes
+// the services an earlier run created that the configuration no longer has, even after
+// a stop that kept the table (-I) or a crash. Only the services that the file lists and
+// the kernel still has are deleted; the others stay foreign.
 type Manager struct {
 	kernel Kernel
 	log    *slog.Logger
@@ -55,6 +63,10 @@ type Manager struct {
 	// CheckStartDelay is added before the first check of each real server
 	// (keepalived waits 1 s).
 	CheckStartDelay time.Duration
+	// StateFile, when set before Start, is the file that keeps the owned services across
+	// restarts; empty: none, and a restart knows nothing of the services an earlier run
+	// created.
+	StateFile string
 
 	mu      sync.Mutex
 	held    map[netip.Addr]bool // local addresses; nil until SetHeld (no ha_suspend then)
@@ -68,6 +80,12 @@ type Manager struct {
 	dirty   map[VirtualServerKey]bool // virtual servers whose health changed since the last pass
 
 	retryEvery time.Duration // how soon a full pass follows a pass that had errors
+
+	// The state file, used by the reconcile loop (and by Start and Stop while it does not
+	// run).
+	writeState func(path string, data []byte) error // writeFileAtomic; tests count the writes
+	stateHeld  OwnedSet                             // what the file holds; nil when unknown
+	stateErr   error                                // the last failure to write it
 
 	runner *check.Runner
 	wake   chan struct{}
@@ -83,22 +101,24 @@ type rsRef struct {
 
 // NewManager returns a manager over kernel k.
 func NewManager(k Kernel, log *slog.Logger) *Manager {
-	return &Manager{kernel: k, log: log, owned: OwnedSet{}, wake: make(chan struct{}, 1), retryEvery: retryEvery}
+	return &Manager{kernel: k, log: log, owned: OwnedSet{}, wake: make(chan struct{}, 1), retryEvery: retryEvery, writeState: writeFileAtomic}
 }
 
 // Start applies the global IPVS settings (lvs_flush, lvs_timeouts), starts the checks
-// and the reconcile loop. The first pass adopts what the kernel already has.
+// and the reconcile loop. The first pass adopts what the kernel already has, and
+// deletes the services that StateFile lists and cfg no longer has.
 func (m *Manager) Start(ctx context.Context, cfg *parser.Config) error {
 	if err := Start(m.kernel, &cfg.Global); err != nil {
 		return fmt.Errorf("ipvs: %w", err)
 	}
+	owned := m.loadOwned()
 	m.mu.Lock()
 	checks, refs, err := buildChecks(cfg, m.held)
 	if err != nil {
 		m.mu.Unlock()
 		return err
 	}
-	m.cfg, m.byCheck = cfg, refs
+	m.cfg, m.byCheck, m.owned = cfg, refs, owned
 	m.health = HealthView{RealServers: map[RealServerKey]RSHealth{}, Quorum: map[VirtualServerKey]bool{}}
 	m.full = true
 	m.mu.Unlock()
@@ -272,7 +292,9 @@ func (m *Manager) loop(ctx context.Context) {
 
 // pass runs the reconcile pass that is due: a full one when asked (Start, Reload) or
 // when retry, else a targeted one over the virtual servers marked by transitions. It
-// reports whether the pass had errors.
+// reports whether the pass had errors. The state file is written before the pass when
+// the pass may create services that it does not list, and after it when the owned
+// services changed.
 func (m *Manager) pass(retry bool) bool {
 	m.mu.Lock()
 	cfg, owned := m.cfg, m.owned
@@ -284,24 +306,31 @@ func (m *Manager) pass(retry bool) bool {
 		return false
 	}
 
-	desired, changes, err := m.reconcile(cfg, health, owned, dirty, full)
+	desired := desiredFor(cfg, health, dirty, full)
+	m.persistAhead(owned, desired)
+	changes, err := m.reconcile(desired, owned, full)
 	events := m.record(cfg, desired, changes, full)
+	m.persist(m.ownedServices())
 	m.report(full, events, changes, err)
 	return err != nil
 }
 
-// reconcile converges the kernel's table: to the whole desired state in a full pass,
-// else to the services of the dirty virtual servers. It returns the desired services it
-// converged to.
-func (m *Manager) reconcile(cfg *parser.Config, health HealthView, owned OwnedSet, dirty map[VirtualServerKey]bool, full bool) ([]ServiceSpec, Changes, error) {
+// desiredFor returns the services a pass converges: the whole desired state in a full
+// pass, else the services of the dirty virtual servers.
+func desiredFor(cfg *parser.Config, health HealthView, dirty map[VirtualServerKey]bool, full bool) []ServiceSpec {
 	if full {
-		desired := Desired(cfg, health)
-		changes, err := Reconcile(m.kernel, desired, owned)
-		return desired, changes, err
+		return Desired(cfg, health)
 	}
-	desired := desiredOf(cfg, health, dirty)
-	changes, err := reconcileOnly(m.kernel, desired)
-	return desired, changes, err
+	return desiredOf(cfg, health, dirty)
+}
+
+// reconcile converges the kernel's table to desired: with the deletion of the owned
+// services it lacks in a full pass, without deletions in a targeted one.
+func (m *Manager) reconcile(desired []ServiceSpec, owned OwnedSet, full bool) (Changes, error) {
+	if full {
+		return Reconcile(m.kernel, desired, owned)
+	}
+	return reconcileOnly(m.kernel, desired)
 }
 
 // record keeps the outcome of a pass over desired: the quorum of its virtual servers,
@@ -335,6 +364,13 @@ func (m *Manager) record(cfg *parser.Config, desired []ServiceSpec, changes Chan
 	return events
 }
 
+// ownedServices returns the owned services.
+func (m *Manager) ownedServices() OwnedSet {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.owned
+}
+
 // report logs a pass, full or targeted, and hands its quorum transitions to OnQuorum;
 // err is the pass's failures joined.
 func (m *Manager) report(full bool, events []QuorumEvent, changes Changes, err error) {
@@ -357,7 +393,9 @@ func (m *Manager) report(full bool, events []QuorumEvent, changes Changes, err e
 }
 
 // Stop stops the checks and the loop, then removes the services we own unless keep
-// (keepalived's -I) or lvs_flush_on_stop says otherwise.
+// (keepalived's -I) or lvs_flush_on_stop says otherwise. The state file is left listing
+// the services still owned: all of them with keep, else those that could not be
+// deleted.
 func (m *Manager) Stop(keep bool) error {
 	if m.cancel == nil {
 		return nil
@@ -370,6 +408,10 @@ func (m *Manager) Stop(keep bool) error {
 	owned, g := m.owned, &m.cfg.Global
 	m.mu.Unlock()
 	changes, err := Stop(m.kernel, owned, g, keep)
+	m.mu.Lock()
+	m.owned = changes.Owned
+	m.mu.Unlock()
+	m.persist(changes.Owned)
 	if len(changes.Ops) > 0 {
 		m.log.Info("IPVS services removed at stop", "changes", changes.Summary())
 	}

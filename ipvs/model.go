@@ -1,6 +1,7 @@
 package ipvs
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -174,6 +175,97 @@ func (k ServiceKey) String() string {
 		return fmt.Sprintf("FWM %d %s", k.FWMark, k.Family)
 	}
 	return k.Protocol.String() + " " + netip.AddrPortFrom(k.Addr, k.Port).String()
+}
+
+// MarshalText renders the key as [ServiceKey.String] does, for the state file and JSON;
+// [ServiceKey.UnmarshalText] reads it back. A key that the text cannot carry (an
+// unknown protocol or family, an address of the other family) is an error.
+func (k ServiceKey) MarshalText() ([]byte, error) {
+	if err := k.check(); err != nil {
+		return nil, err
+	}
+	return []byte(k.String()), nil
+}
+
+// UnmarshalText reads a key as [ServiceKey.MarshalText] writes it: "TCP 10.0.0.1:80",
+// "SCTP [fd00::1]:3868", "FWM 7 IPv6".
+func (k *ServiceKey) UnmarshalText(text []byte) error {
+	key, err := parseServiceKey(string(text))
+	if err == nil {
+		err = key.check()
+	}
+	if err != nil {
+		return fmt.Errorf("service %q: %w", text, err)
+	}
+	*k = key
+	return nil
+}
+
+// parseServiceKey reads a key's text into its fields; [ServiceKey.check] validates the
+// key.
+func parseServiceKey(s string) (ServiceKey, error) {
+	f := strings.Fields(s)
+	switch {
+	case len(f) == 3 && f[0] == "FWM":
+		mark, err := strconv.ParseUint(f[1], 10, 32)
+		if err == nil && mark == 0 {
+			err = errors.New("0 is no mark")
+		}
+		if err != nil {
+			return ServiceKey{}, fmt.Errorf("firewall mark: %w", err)
+		}
+		return ServiceKey{Family: familyNamed(f[2]), FWMark: uint32(mark)}, nil
+	case len(f) == 2:
+		proto := protocolNamed(f[0])
+		if proto == 0 {
+			return ServiceKey{}, fmt.Errorf("unknown protocol %q", f[0])
+		}
+		ap, err := netip.ParseAddrPort(f[1])
+		if err != nil {
+			return ServiceKey{}, err
+		}
+		return ServiceKey{Family: familyOf(ap.Addr()), Protocol: proto, Addr: ap.Addr(), Port: ap.Port()}, nil
+	}
+	return ServiceKey{}, errors.New(`want "PROTOCOL ADDRESS:PORT" or "FWM MARK FAMILY"`)
+}
+
+// check reports why the text form cannot carry k, if it cannot.
+func (k ServiceKey) check() error {
+	switch {
+	case k.Family != IPv4 && k.Family != IPv6:
+		return fmt.Errorf("unknown family %s", k.Family)
+	case k.FWMark != 0 && (k.Protocol != 0 || k.Addr.IsValid() || k.Port != 0):
+		return errors.New("a firewall-mark service has no protocol, address or port")
+	case k.FWMark != 0:
+		return nil
+	case k.Protocol != TCP && k.Protocol != UDP && k.Protocol != SCTP:
+		return fmt.Errorf("unknown protocol %s", k.Protocol)
+	case !k.Addr.IsValid():
+		return errors.New("no address")
+	case familyOf(k.Addr) != k.Family:
+		return fmt.Errorf("address %s is not of family %s", k.Addr, k.Family)
+	}
+	return nil
+}
+
+// familyNamed is the family that [Family.String] names s; 0 for none.
+func familyNamed(s string) Family {
+	for _, f := range []Family{IPv4, IPv6} {
+		if f.String() == s {
+			return f
+		}
+	}
+	return 0
+}
+
+// protocolNamed is the protocol that [Protocol.String] names s; 0 for none.
+func protocolNamed(s string) Protocol {
+	for _, p := range []Protocol{TCP, UDP, SCTP} {
+		if p.String() == s {
+			return p
+		}
+	}
+	return 0
 }
 
 // Service is an IPVS virtual service.

@@ -77,7 +77,7 @@ func runDaemon(o *options, stderr io.Writer) int {
 	}
 	var lvs *ipvs.Manager
 	if !o.vrrpOnly && len(cfg.VirtualServers) > 0 {
-		m, stopLVS, err := startLVS(ctx, cfg, log)
+		m, stopLVS, err := startLVS(ctx, cfg, o.ipvsState, log)
 		if err != nil {
 			log.Error("cannot start the LVS engine", "err", err)
 			if mgr != nil {

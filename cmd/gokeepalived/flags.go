@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"strings"
 
 	"github.com/spf13/pflag"
 )
@@ -11,6 +12,14 @@ const defaultConfigFile = "/etc/keepalived/keepalived.conf"
 
 // defaultPidFile is keepalived's default pid file.
 const defaultPidFile = "/run/keepalived.pid"
+
+// defaultIPVSState is where the daemon started with the default pid file, or with the
+// one of etc/gokeepalived.service (unitPidFile), keeps the IPVS services it owns across
+// restarts.
+const defaultIPVSState = "/run/gokeepalived/ipvs-owned.json"
+
+// unitPidFile is the pid file that etc/gokeepalived.service passes.
+const unitPidFile = "/run/gokeepalived.pid"
 
 // options are the command-line flags, named as keepalived's.
 type options struct {
@@ -32,6 +41,7 @@ type options struct {
 	signum         string
 	controlSocket  string
 	metricsAddress string
+	ipvsState      string // the IPVS state file; empty: none
 }
 
 // parseFlags reads keepalived-compatible flags (short and long forms).
@@ -56,9 +66,28 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVarP(&o.dontReleaseLVS, "dont-release-ipvs", "I", false, "leave the IPVS table in place on stop")
 	fs.StringVar(&o.controlSocket, "control-socket", "", "unix socket for `gokeepalived status` (default /run/gokeepalived.sock, or the pid file's name with .sock)")
 	fs.StringVar(&o.metricsAddress, "metrics-address", "", "serve Prometheus metrics at http://ADDRESS/metrics (off when empty)")
+	fs.StringVar(&o.ipvsState, "ipvs-state", defaultIPVSState, "keep the IPVS services this daemon created in `FILE`, so that a restart (after -I or a crash) deletes those the configuration dropped; \"none\" or empty: off (with a pid file other than /run/keepalived.pid and /run/gokeepalived.pid, the default is the pid file's name with .ipvs-owned.json)")
 	fs.StringVar(&o.signum, "signum", "", "print the number of the signal NAME (RELOAD, STOP, DATA, STATS, STATS_CLEAR, JSON) and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	switch {
+	case !fs.Changed("ipvs-state"):
+		o.ipvsState = ipvsStateFor(o.pidFile)
+	case o.ipvsState == "none":
+		o.ipvsState = ""
+	}
 	return o, nil
+}
+
+// ipvsStateFor returns the IPVS state file of a daemon started with pid file pid: the
+// default one for the default pid file and the systemd unit's, else the pid file's
+// name with ".ipvs-owned.json", so that several daemons on one host (tests, namespaces,
+// each with its own IPVS table) do not share one.
+func ipvsStateFor(pid string) string {
+	switch pid {
+	case "", defaultPidFile, unitPidFile:
+		return defaultIPVSState
+	}
+	return strings.TrimSuffix(pid, ".pid") + ".ipvs-owned.json"
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"time"
 
 	"gokeepalived/ipvs"
@@ -14,15 +16,22 @@ import (
 // lvsNotifyTimeout bounds one notify_up/notify_down/quorum script.
 const lvsNotifyTimeout = 10 * time.Second
 
-// startLVS starts the health checks and the IPVS reconciler. It fails when the kernel
-// has no IPVS: gokeepalived never reports an IPVS change that did not happen.
-func startLVS(ctx context.Context, cfg *parser.Config, log *slog.Logger) (*ipvs.Manager, func(), error) {
+// startLVS starts the health checks and the IPVS reconciler, which keeps the services
+// it owns in stateFile (none when empty). It fails when the kernel has no IPVS:
+// gokeepalived never reports an IPVS change that did not happen.
+func startLVS(ctx context.Context, cfg *parser.Config, stateFile string, log *slog.Logger) (*ipvs.Manager, func(), error) {
 	k, err := ipvs.NewMoby(ipvs.DefaultCallTimeout)
 	if err != nil {
 		return nil, nil, err
 	}
 	m := ipvs.NewManager(k, log)
 	m.CheckStartDelay = time.Second // keepalived's BOOTSTRAP_DELAY
+	if stateFile != "" {
+		if err := os.MkdirAll(filepath.Dir(stateFile), 0o700); err != nil {
+			log.Warn("cannot create the IPVS state file's directory", "err", err)
+		}
+		m.StateFile = stateFile
+	}
 	if err := m.SetHeld(localAddrs()); err != nil {
 		return nil, nil, err
 	}
