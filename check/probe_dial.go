@@ -29,6 +29,9 @@ type probeTarget struct {
 	bindIf  string         // bind_if: the socket is bound to this device (SO_BINDTODEVICE)
 	mark    uint32         // fwmark: SO_MARK of the socket
 	timeout time.Duration  // connect_timeout, used when the context has no deadline
+	// closeFIN closes a TCP_CHECK's connection normally; without it the connection is
+	// reset (tcp_check_close).
+	closeFIN bool
 }
 
 // newProbeTarget resolves where checker c of real server rs connects. The port is
@@ -66,6 +69,8 @@ func newProbeTarget(c *parser.Checker, rs *parser.RealServer, needPort bool) (pr
 		src:    netip.AddrPortFrom(src, co.BindPort),
 		bindIf: co.BindIf,
 		mark:   co.FWMark,
+		// closeFIN only matters to TCP_CHECK, the one probe whose sockets tcpLoop makes.
+		closeFIN: co.CloseFIN,
 	}
 	if c.Timing != nil {
 		t.timeout = c.Timing.ConnectTimeout.D()

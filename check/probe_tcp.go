@@ -10,9 +10,9 @@ import (
 )
 
 // tcpProbe is a TCP_CHECK: the check passes when a TCP connection to the target is
-// established within the deadline. The connection is closed at once, normally (FIN),
-// as keepalived does. Connections are made by the process's tcpLoop, without a
-// goroutine per attempt.
+// established within the deadline. The connection is closed at once: reset by
+// default, normally (FIN, as keepalived does) with global_defs tcp_check_close fin.
+// Connections are made by the process's tcpLoop, without a goroutine per attempt.
 type tcpProbe struct {
 	target probeTarget
 }

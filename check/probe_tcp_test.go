@@ -2,9 +2,13 @@ package check
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -223,5 +227,33 @@ func BenchmarkTCPProbe(b *testing.B) {
 			b.Fatal(r.Err)
 		}
 		cancel()
+	}
+}
+
+// TestTCPProbeClose checks how the probe ends its connection, as the server sees it:
+// a reset by default, a normal close (EOF) with tcp_check_close fin.
+func TestTCPProbeClose(t *testing.T) {
+	for _, fin := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fin=%v", fin), func(t *testing.T) {
+			seen := make(chan error, 1)
+			srv := serveLoopback(t, func(c net.Conn) {
+				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				_, err := c.Read(make([]byte, 1))
+				seen <- err
+				c.Close()
+			})
+			c := testChecker("TCP_CHECK", srv.addr())
+			c.Conn.CloseFIN = fin
+			if r := runProbe(t, mustNew(t, c), time.Second); !r.OK {
+				t.Fatal(r.Err)
+			}
+			err := <-seen
+			switch {
+			case fin && err != io.EOF:
+				t.Errorf("server read %v, want EOF", err)
+			case !fin && !errors.Is(err, syscall.ECONNRESET):
+				t.Errorf("server read %v, want a reset", err)
+			}
+		})
 	}
 }

@@ -39,6 +39,9 @@ type ConnOpts struct {
 	BindPort    uint16     `json:"bind_port,omitempty"`
 	BindIf      string     `json:"bind_if,omitempty"`
 	FWMark      uint32     `json:"fwmark,omitempty"` // mark set on the checker's packets
+	// CloseFIN makes a TCP_CHECK close its connection normally (FIN) instead of resetting
+	// it; from global_defs tcp_check_close fin.
+	CloseFIN bool `json:"close_fin,omitempty"`
 }
 
 // CheckTiming is the effective scheduling of a checker.

@@ -226,3 +226,31 @@ func TestLVSScripts(t *testing.T) {
 		t.Errorf("lvsScripts: %v", got)
 	}
 }
+
+// TestTCPCheckClose checks global_defs tcp_check_close: the TCP_CHECKs of every real
+// server reset their connections unless it says fin; other values are errors.
+func TestTCPCheckClose(t *testing.T) {
+	vs := "virtual_server 10.0.0.1 80 {\n lvs_sched rr\n protocol TCP\n real_server 10.0.0.2 8080 {\n TCP_CHECK {\n }\n HTTP_GET {\n url {\n path /\n }\n }\n }\n}\n"
+	for _, tc := range []struct {
+		global   string
+		wantFIN  bool
+		wantDiag string
+	}{
+		{"", false, ""},
+		{"tcp_check_close rst", false, ""},
+		{"tcp_check_close fin", true, ""},
+		{"tcp_check_close linger", false, "linger"},
+	} {
+		cfg, diags := loadLVS(t, "global_defs {\n "+tc.global+"\n}\n"+vs)
+		cks := cfg.VirtualServers[0].RealServers[0].Checkers
+		if got := cks[0].Conn.CloseFIN; got != tc.wantFIN {
+			t.Errorf("%q: TCP_CHECK CloseFIN = %v, want %v", tc.global, got, tc.wantFIN)
+		}
+		if cks[1].Conn.CloseFIN {
+			t.Errorf("%q: HTTP_GET has CloseFIN; only TCP_CHECK closes at once", tc.global)
+		}
+		if tc.wantDiag == "" && diags != "" || tc.wantDiag != "" && !strings.Contains(diags, tc.wantDiag) {
+			t.Errorf("%q: diagnostics %q, want %q", tc.global, diags, tc.wantDiag)
+		}
+	}
+}

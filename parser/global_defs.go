@@ -35,40 +35,43 @@ type GlobalDefs struct {
 	NotifyPriorityChanges   bool    `json:"vrrp_notify_priority_changes,omitempty"`
 	FIFOWriteStatesOnReload bool    `json:"fifo_write_vrrp_states_on_reload,omitempty"`
 
-	MulticastGroup4          netip.Addr  `json:"vrrp_mcast_group4"`
-	MulticastGroup6          netip.Addr  `json:"vrrp_mcast_group6"`
-	VRRPVersion              int         `json:"vrrp_version"`
-	GARPMasterDelay          Duration    `json:"vrrp_garp_master_delay"`
-	GARPMasterRepeat         int         `json:"vrrp_garp_master_repeat"`
-	GARPMasterRefresh        Duration    `json:"vrrp_garp_master_refresh"`
-	GARPMasterRefreshRepeat  int         `json:"vrrp_garp_master_refresh_repeat"`
-	GARPLowerPrioDelay       *Duration   `json:"vrrp_garp_lower_prio_delay,omitempty"`
-	GARPLowerPrioRepeat      *int        `json:"vrrp_garp_lower_prio_repeat,omitempty"`
-	GARPInterval             Duration    `json:"vrrp_garp_interval"`
-	GNAInterval              Duration    `json:"vrrp_gna_interval"`
-	MinGARP                  bool        `json:"vrrp_min_garp,omitempty"`
-	LowerPrioNoAdvert        bool        `json:"vrrp_lower_prio_no_advert,omitempty"`
-	HigherPrioSendAdvert     bool        `json:"vrrp_higher_prio_send_advert,omitempty"`
-	DownTimerAdverts         int         `json:"vrrp_down_timer_adverts"`
-	Strict                   bool        `json:"vrrp_strict,omitempty"`
-	SkipCheckAdvAddr         bool        `json:"vrrp_skip_check_adv_addr,omitempty"`
-	CheckUnicastSrc          bool        `json:"vrrp_check_unicast_src,omitempty"`
-	LogUnknownVRIDs          bool        `json:"log_unknown_vrids,omitempty"`
-	DefaultInterface         string      `json:"default_interface"`
-	DynamicInterfaces        bool        `json:"dynamic_interfaces,omitempty"`
-	StartupDelay             Duration    `json:"vrrp_startup_delay"`
-	CheckerLogAllFailures    bool        `json:"checker_log_all_failures,omitempty"`
-	LVSTimeouts              LVSTimeouts `json:"lvs_timeouts"`
-	LVSFlush                 bool        `json:"lvs_flush,omitempty"`
-	LVSFlushOnStop           string      `json:"lvs_flush_on_stop,omitempty"`
-	StateDumpFile            string      `json:"state_dump_file"`
-	StatsDumpFile            string      `json:"stats_dump_file"`
-	JSONDumpFile             string      `json:"json_dump_file"`
-	JSONVersion              int         `json:"json_version"`
-	DataUseInstance          bool        `json:"data_use_instance,omitempty"`
-	RandomSeed               int64       `json:"random_seed,omitempty"`
-	ReloadCheckConfig        bool        `json:"reload_check_config,omitempty"`
-	ReloadCheckConfigLogFile string      `json:"reload_check_config_log_file,omitempty"`
+	MulticastGroup4         netip.Addr  `json:"vrrp_mcast_group4"`
+	MulticastGroup6         netip.Addr  `json:"vrrp_mcast_group6"`
+	VRRPVersion             int         `json:"vrrp_version"`
+	GARPMasterDelay         Duration    `json:"vrrp_garp_master_delay"`
+	GARPMasterRepeat        int         `json:"vrrp_garp_master_repeat"`
+	GARPMasterRefresh       Duration    `json:"vrrp_garp_master_refresh"`
+	GARPMasterRefreshRepeat int         `json:"vrrp_garp_master_refresh_repeat"`
+	GARPLowerPrioDelay      *Duration   `json:"vrrp_garp_lower_prio_delay,omitempty"`
+	GARPLowerPrioRepeat     *int        `json:"vrrp_garp_lower_prio_repeat,omitempty"`
+	GARPInterval            Duration    `json:"vrrp_garp_interval"`
+	GNAInterval             Duration    `json:"vrrp_gna_interval"`
+	MinGARP                 bool        `json:"vrrp_min_garp,omitempty"`
+	LowerPrioNoAdvert       bool        `json:"vrrp_lower_prio_no_advert,omitempty"`
+	HigherPrioSendAdvert    bool        `json:"vrrp_higher_prio_send_advert,omitempty"`
+	DownTimerAdverts        int         `json:"vrrp_down_timer_adverts"`
+	Strict                  bool        `json:"vrrp_strict,omitempty"`
+	SkipCheckAdvAddr        bool        `json:"vrrp_skip_check_adv_addr,omitempty"`
+	CheckUnicastSrc         bool        `json:"vrrp_check_unicast_src,omitempty"`
+	LogUnknownVRIDs         bool        `json:"log_unknown_vrids,omitempty"`
+	DefaultInterface        string      `json:"default_interface"`
+	DynamicInterfaces       bool        `json:"dynamic_interfaces,omitempty"`
+	StartupDelay            Duration    `json:"vrrp_startup_delay"`
+	CheckerLogAllFailures   bool        `json:"checker_log_all_failures,omitempty"`
+	LVSTimeouts             LVSTimeouts `json:"lvs_timeouts"`
+	LVSFlush                bool        `json:"lvs_flush,omitempty"`
+	LVSFlushOnStop          string      `json:"lvs_flush_on_stop,omitempty"`
+	// TCPCheckClose is how TCP_CHECK closes an established connection (gokeepalived
+	// extension): "rst" (default) resets it, "fin" closes it normally as keepalived does.
+	TCPCheckClose            string `json:"tcp_check_close"`
+	StateDumpFile            string `json:"state_dump_file"`
+	StatsDumpFile            string `json:"stats_dump_file"`
+	JSONDumpFile             string `json:"json_dump_file"`
+	JSONVersion              int    `json:"json_version"`
+	DataUseInstance          bool   `json:"data_use_instance,omitempty"`
+	RandomSeed               int64  `json:"random_seed,omitempty"`
+	ReloadCheckConfig        bool   `json:"reload_check_config,omitempty"`
+	ReloadCheckConfigLogFile string `json:"reload_check_config_log_file,omitempty"`
 	// VRRPRTPriority is vrrp_rt_priority: real-time (SCHED_RR) priority 1..99 for the
 	// daemon, so that adverts go out on time on a busy machine; 0 = normal scheduling.
 	VRRPRTPriority int `json:"vrrp_rt_priority,omitempty"`
@@ -107,6 +110,7 @@ func defaultGlobalDefs() GlobalDefs {
 		StatsDumpFile:           "/tmp/keepalived.stats",
 		JSONDumpFile:            "/tmp/keepalived.json",
 		JSONVersion:             1,
+		TCPCheckClose:           "rst",
 	}
 }
 
@@ -293,6 +297,13 @@ var globalKeywords = withIgnored(keywords[GlobalDefs]{
 		if len(s.Args) > 0 {
 			if v, ok := c.oneOf(s, s.Args[0], "VS", "all"); ok {
 				g.LVSFlushOnStop = v
+			}
+		}
+	},
+	"tcp_check_close": func(c *ctx, s *Stmt, g *GlobalDefs) {
+		if c.want(s, 1, 1) {
+			if v, ok := c.oneOf(s, s.Args[0], "rst", "fin"); ok {
+				g.TCPCheckClose = v
 			}
 		}
 	},

@@ -372,6 +372,9 @@ func (cfg *Config) resolveChecker(c *ctx, rs *RealServer, ck *Checker) bool {
 		c.errorf(f.at, "FILE_CHECK: no track_file named '%s'%s; checker ignored", f.TrackFile, hint)
 		return false
 	}
+	if ck.Type == "TCP_CHECK" && ck.Conn != nil {
+		ck.Conn.CloseFIN = cfg.Global.TCPCheckClose == "fin"
+	}
 	t := ck.Timing
 	if !ck.Set.Has("alpha") {
 		ck.Alpha = rs.Alpha
