@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 
@@ -34,13 +33,13 @@ type tcpConnect struct {
 	// connection was established; took is the time from the connect(2) call.
 	done func(err error, took time.Duration)
 
-	fd        int           // the socket, made by submit; -1 when it could not be
-	sa        unix.Sockaddr // where to connect, zone resolved in the caller's namespace
-	err       error         // why the socket could not be made
-	begin     time.Time     // the connect(2) call
-	deadline  time.Time     // begin + timeout
-	index     int           // position in the deadline heap; -1 outside it
-	cancelled bool          // guarded by the loop's mu until the loop takes the attempt
+	fd        int       // the socket, made by submit; -1 when it could not be
+	sa        *sysAddr  // where to connect, zone resolved in the caller's namespace
+	err       error     // why the socket could not be made
+	begin     time.Time // the connect(2) call
+	deadline  time.Time // begin + timeout
+	index     int       // position in the deadline heap; -1 outside it
+	cancelled bool      // guarded by the loop's mu until the loop takes the attempt
 }
 
 // tcpLoop makes TCP_CHECK connections without a goroutine or a thread per attempt:
@@ -189,7 +188,7 @@ func (l *tcpLoop) ready(ev unix.EpollEvent) {
 	if c == nil {
 		return
 	}
-	soerr, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	soerr, err := sysSoError(c.fd)
 	switch {
 	case err != nil:
 		err = fmt.Errorf("connect: getsockopt SO_ERROR: %w", err)
@@ -239,7 +238,7 @@ func (l *tcpLoop) connectQueued() {
 		l.mu.Unlock()
 		if cancelled {
 			if c.err == nil {
-				unix.Close(c.fd)
+				sysClose(c.fd)
 			}
 			c.done(errTCPCancelled, 0)
 			continue
@@ -257,14 +256,13 @@ func (l *tcpLoop) start(c *tcpConnect) {
 		c.done(c.err, time.Since(c.begin))
 		return
 	}
-	if err := unix.Connect(c.fd, c.sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
-		unix.Close(c.fd)
+	if err := sysConnect(c.fd, c.sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
+		sysClose(c.fd)
 		c.done(fmt.Errorf("connect: %w", err), time.Since(c.begin))
 		return
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(c.fd)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
-		unix.Close(c.fd)
+	if err := sysEpollAdd(l.epfd, c.fd, unix.EPOLLOUT); err != nil {
+		sysClose(c.fd)
 		c.done(fmt.Errorf("connect: epoll_ctl: %w", err), time.Since(c.begin))
 		return
 	}
@@ -277,7 +275,7 @@ func (l *tcpLoop) finish(c *tcpConnect, err error) {
 	took := time.Since(c.begin)
 	delete(l.open, int32(c.fd))
 	l.removeDeadline(c)
-	unix.Close(c.fd)
+	sysClose(c.fd)
 	l.mu.Lock()
 	c.cancelled = true // a later cancel is a no-op
 	l.mu.Unlock()
@@ -287,33 +285,29 @@ func (l *tcpLoop) finish(c *tcpConnect, err error) {
 // socket opens a non-blocking TCP socket of the target's family with the checker's
 // options, bound to bindto/bind_port, and returns it with the address to connect it
 // to. Interface names are looked up here, in the caller's network namespace.
-func (t *probeTarget) socket() (int, unix.Sockaddr, error) {
+func (t *probeTarget) socket() (int, *sysAddr, error) {
 	dst, err := probeZoneIndex(t.dst.Addr())
 	if err != nil {
 		return -1, nil, err
 	}
-	sa, err := probeSockaddr(dst, t.dst.Port())
+	sa, err := newSysAddr(dst, t.dst.Port())
 	if err != nil {
 		return -1, nil, err
 	}
-	family := unix.AF_INET
-	if dst.Is6() {
-		family = unix.AF_INET6
-	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	fd, err := sysSocket(sa.family())
 	if err != nil {
 		return -1, nil, os.NewSyscallError("socket", err)
 	}
 	if err := t.prepare(fd); err != nil {
-		unix.Close(fd)
+		sysClose(fd)
 		return -1, nil, err
 	}
 	if !t.closeFIN {
 		// SO_LINGER 0: close resets the connection. The director keeps no TIME_WAIT
 		// socket per check, and neither side exchanges FINs: in the VM benchmark a
 		// quarter less CPU per check for the director (docs/benchmarks.md).
-		if err := unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0}); err != nil {
-			unix.Close(fd)
+		if err := sysLingerZero(fd); err != nil {
+			sysClose(fd)
 			return -1, nil, fmt.Errorf("SO_LINGER: %w", os.NewSyscallError("setsockopt", err))
 		}
 	}
@@ -338,31 +332,14 @@ func (t *probeTarget) prepare(fd int) error {
 			src = netip.IPv4Unspecified()
 		}
 	}
-	sa, err := probeSockaddr(src, t.src.Port())
+	sa, err := newSysAddr(src, t.src.Port())
 	if err != nil {
 		return err
 	}
-	if err := unix.Bind(fd, sa); err != nil {
+	if err := sysBind(fd, sa); err != nil {
 		return fmt.Errorf("bind %s: %w", t.src, err)
 	}
 	return nil
-}
-
-// probeSockaddr is the socket address of a and port; a zone must be an interface
-// index (see probeZoneIndex).
-func probeSockaddr(a netip.Addr, port uint16) (unix.Sockaddr, error) {
-	if a.Is4() {
-		return &unix.SockaddrInet4{Port: int(port), Addr: a.As4()}, nil
-	}
-	sa := &unix.SockaddrInet6{Port: int(port), Addr: a.As16()}
-	if z := a.Zone(); z != "" {
-		idx, err := strconv.ParseUint(z, 10, 32)
-		if err != nil {
-			return nil, fmt.Errorf("zone of %s: not an interface index", a)
-		}
-		sa.ZoneId = uint32(idx)
-	}
-	return sa, nil
 }
 
 // pushDeadline adds c to the deadline heap.
