@@ -38,7 +38,7 @@ func (p *tcpProbe) Check(ctx context.Context) Result {
 		return Result{Err: fmt.Errorf("TCP_CHECK %s: %w", p.target.dst, context.DeadlineExceeded)}
 	}
 	ch := make(chan Result, 1)
-	cancel := p.startAsync(timeout, func(res Result) { ch <- res })
+	cancel := p.startAsync(timeout, false, func(res Result) { ch <- res })
 	select {
 	case res := <-ch:
 		return res
@@ -51,8 +51,9 @@ func (p *tcpProbe) Check(ctx context.Context) Result {
 }
 
 // startAsync starts an attempt whose result done receives, from another goroutine,
-// within timeout of its connect; cancel ends it early.
-func (p *tcpProbe) startAsync(timeout time.Duration, done func(Result)) (cancel func()) {
+// within timeout of its connect; an urgent one goes ahead of those waiting to connect.
+// cancel ends it early.
+func (p *tcpProbe) startAsync(timeout time.Duration, urgent bool, done func(Result)) (cancel func()) {
 	finish := func(err error, took time.Duration) {
 		if err != nil {
 			err = fmt.Errorf("TCP_CHECK %s: %w", p.target.dst, err)
@@ -64,7 +65,7 @@ func (p *tcpProbe) startAsync(timeout time.Duration, done func(Result)) (cancel 
 		go finish(err, 0)
 		return func() {}
 	}
-	c := &tcpConnect{target: &p.target, timeout: timeout, done: finish}
+	c := &tcpConnect{target: &p.target, timeout: timeout, urgent: urgent, done: finish}
 	l.submit(c)
 	return func() { l.cancel(c) }
 }

@@ -83,7 +83,10 @@ func (r *Runner) runStart(c *runCheck, planned, now time.Time) {
 	r.stats.Running++
 	r.stats.Started++
 	if ap, ok := a.probe.(asyncProbe); ok {
-		a.cancel = ap.startAsync(timeout, func(res Result) { r.runAsyncDone(a, res) })
+		// A check that is retrying or down is about to change its server's health:
+		// when the probe's queue is long, its attempt goes first.
+		urgent := c.retries > 0 || !c.up
+		a.cancel = ap.startAsync(timeout, urgent, func(res Result) { r.runAsyncDone(a, res) })
 		return
 	}
 	a.ctx, a.cancel = context.WithTimeout(r.ctx, timeout)
@@ -98,8 +101,9 @@ func (r *Runner) runStart(c *runCheck, planned, now time.Time) {
 type asyncProbe interface {
 	Probe
 	// startAsync starts an attempt whose Result done receives once, from another
-	// goroutine; cancel ends the attempt early.
-	startAsync(timeout time.Duration, done func(Result)) (cancel func())
+	// goroutine; an urgent attempt goes ahead of the others waiting for the probe's
+	// resources; cancel ends the attempt early.
+	startAsync(timeout time.Duration, urgent bool, done func(Result)) (cancel func())
 }
 
 // runAsyncDone reports the result of an asyncProbe's attempt.

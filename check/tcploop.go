@@ -29,6 +29,9 @@ var errTCPCancelled = errors.New("connect: cancelled")
 type tcpConnect struct {
 	target  *probeTarget
 	timeout time.Duration
+	// urgent requests are connected before the others that wait: when the loop runs
+	// behind, a retry of a failing server is not stuck behind a round of healthy ones.
+	urgent bool
 	// done receives the verdict, once, from the loop's goroutine: nil when the
 	// connection was established; took is the time from the connect(2) call.
 	done func(err error, took time.Duration)
@@ -55,6 +58,7 @@ type tcpLoop struct {
 
 	mu       sync.Mutex
 	queue    []*tcpConnect // requests not yet connected
+	urgent   []*tcpConnect // requests to connect before those of queue
 	cancels  []*tcpConnect // cancellations of requests already taken by the loop
 	sleeping bool          // the loop waits in epoll_wait with a timeout other than 0
 
@@ -104,7 +108,11 @@ func (l *tcpLoop) submit(c *tcpConnect) {
 	c.index = -1
 	c.fd, c.sa, c.err = c.target.socket()
 	l.mu.Lock()
-	l.queue = append(l.queue, c)
+	if c.urgent {
+		l.urgent = append(l.urgent, c)
+	} else {
+		l.queue = append(l.queue, c)
+	}
 	l.wakeLocked()
 	l.mu.Unlock()
 }
@@ -162,7 +170,7 @@ func (l *tcpLoop) run() {
 func (l *tcpLoop) waitTimeout() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.queue) > 0 || len(l.cancels) > 0 {
+	if len(l.queue) > 0 || len(l.urgent) > 0 || len(l.cancels) > 0 {
 		return 0
 	}
 	timeout := -1
@@ -221,16 +229,12 @@ func (l *tcpLoop) takeCancels() {
 	}
 }
 
-// connectQueued starts up to tcpLoopBatch queued requests.
+// connectQueued starts up to tcpLoopBatch queued requests, the urgent ones first.
 func (l *tcpLoop) connectQueued() {
 	l.mu.Lock()
-	n := min(len(l.queue), tcpLoopBatch)
-	batch := make([]*tcpConnect, n)
-	copy(batch, l.queue)
-	l.queue = l.queue[n:]
-	if len(l.queue) == 0 {
-		l.queue = nil
-	}
+	batch := make([]*tcpConnect, 0, tcpLoopBatch)
+	batch, l.urgent = tcpTake(batch, l.urgent)
+	batch, l.queue = tcpTake(batch, l.queue)
 	l.mu.Unlock()
 	for _, c := range batch {
 		l.mu.Lock()
@@ -245,6 +249,16 @@ func (l *tcpLoop) connectQueued() {
 		}
 		l.start(c)
 	}
+}
+
+// tcpTake moves requests from the head of q to batch, up to its capacity.
+func tcpTake(batch, q []*tcpConnect) ([]*tcpConnect, []*tcpConnect) {
+	n := min(len(q), cap(batch)-len(batch))
+	batch = append(batch, q[:n]...)
+	if n == len(q) {
+		return batch, nil
+	}
+	return batch, q[n:]
 }
 
 // start connects c's socket; a connection that cannot be made at once waits in the

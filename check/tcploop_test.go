@@ -216,3 +216,46 @@ func TestRunnerTCPChecks(t *testing.T) {
 		t.Errorf("after Stop %d attempts are in flight: the connecting one must be cancelled", st.InFlight)
 	}
 }
+
+// TestTCPLoopUrgentFirst queues requests while the loop is busy: the urgent one is
+// taken first.
+func TestTCPLoopUrgentFirst(t *testing.T) {
+	l, err := newTCPLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Requests with an unknown bind_if fail when the loop takes them, in its order.
+	target, err := newProbeTarget(&parser.Checker{Type: "TCP_CHECK", Conn: &parser.ConnOpts{
+		ConnectIP: netip.MustParseAddr("127.0.0.1"), ConnectPort: 9, BindIf: "nosuchdev0"}}, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	order := make(chan string, 4)
+	gate, in := make(chan struct{}), make(chan struct{})
+	submit := func(name string, urgent bool, before func()) {
+		l.submit(&tcpConnect{target: &target, timeout: time.Second, urgent: urgent, done: func(error, time.Duration) {
+			if before != nil {
+				before()
+			}
+			order <- name
+		}})
+	}
+	submit("blocker", false, func() { close(in); <-gate })
+	<-in
+	submit("a", false, nil)
+	submit("b", false, nil)
+	submit("retry", true, nil)
+	close(gate)
+	var got []string
+	for range 4 {
+		select {
+		case n := <-order:
+			got = append(got, n)
+		case <-time.After(time.Minute):
+			t.Fatalf("verdicts so far %v; the rest did not come within a minute", got)
+		}
+	}
+	if want := "blocker retry a b"; strings.Join(got, " ") != want {
+		t.Errorf("order %v, want %s", got, want)
+	}
+}
