@@ -268,7 +268,7 @@ func NewRunner(o Options) *Runner {
 // gets one too. A real server whose checks are all removed is dropped without one.
 // An invalid set changes nothing.
 func (r *Runner) Update(checks []Check) error {
-	if err := runValidate(checks); err != nil {
+	if err := Validate(checks); err != nil {
 		return fmt.Errorf("check runner update: %w", err)
 	}
 	r.mu.Lock()
@@ -316,8 +316,9 @@ func (r *Runner) Update(checks []Check) error {
 	return nil
 }
 
-// runValidate checks a set of checks.
-func runValidate(checks []Check) error {
+// Validate reports what makes checks an invalid set for Update: empty or duplicate
+// IDs, missing probes, timings that are not positive.
+func Validate(checks []Check) error {
 	var errs []error
 	seen := make(map[string]bool, len(checks))
 	for _, ck := range checks {

@@ -76,8 +76,12 @@ type Manager struct {
 	owned   OwnedSet
 	last    Changes
 	errs    []error
-	full    bool                      // the next pass is a full one
-	dirty   map[VirtualServerKey]bool // virtual servers whose health changed since the last pass
+	full    bool // the next pass is a full one
+	// checking is set once the runner has its checks, after the first pass; until
+	// then waiting holds them.
+	checking bool
+	waiting  []check.Check
+	dirty    map[VirtualServerKey]bool // virtual servers whose health changed since the last pass
 
 	retryEvery time.Duration // how soon a full pass follows a pass that had errors
 
@@ -123,9 +127,9 @@ func (m *Manager) Start(ctx context.Context, cfg *parser.Config) error {
 	m.full = true
 	m.mu.Unlock()
 	m.runner = check.NewRunner(check.Options{OnTransition: m.transition, StartDelay: m.CheckStartDelay, Slack: checkSlack, Log: m.log})
-	if err := m.runner.Update(checks); err != nil {
+	if err := m.setChecks(checks); err != nil {
 		m.runner.Stop()
-		return fmt.Errorf("ipvs: %w", err)
+		return err
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel, m.done = cancel, make(chan struct{})
@@ -145,8 +149,8 @@ func (m *Manager) Reload(cfg *parser.Config) error {
 	if err != nil {
 		return err
 	}
-	if err := m.runner.Update(checks); err != nil {
-		return fmt.Errorf("ipvs: %w", err)
+	if err := m.setChecks(checks); err != nil {
+		return err
 	}
 	m.mu.Lock()
 	m.cfg, m.byCheck, m.full = cfg, refs, true
@@ -213,7 +217,42 @@ func (m *Manager) SetHeld(addrs []netip.Addr) error {
 	if err != nil {
 		return err
 	}
-	return m.runner.Update(checks)
+	return m.setChecks(checks)
+}
+
+// setChecks gives the runner its checks; until the first pass has ended it keeps them
+// instead (see startChecks).
+func (m *Manager) setChecks(checks []check.Check) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.checking {
+		if err := check.Validate(checks); err != nil {
+			return fmt.Errorf("ipvs: %w", err)
+		}
+		m.waiting = checks
+		return nil
+	}
+	if err := m.runner.Update(checks); err != nil {
+		return fmt.Errorf("ipvs: %w", err)
+	}
+	return nil
+}
+
+// startChecks starts the checks once the first pass has ended, as keepalived programs
+// its whole table before its checker starts: at thousands of real servers the pass
+// and the checks would otherwise compete for the CPU and the table would take
+// several times longer to be whole.
+func (m *Manager) startChecks() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.checking {
+		return
+	}
+	m.checking = true
+	if err := m.runner.Update(m.waiting); err != nil { // validated by setChecks
+		m.log.Error("cannot start the health checks", "err", err)
+	}
+	m.waiting = nil
 }
 
 // checkTiming is a checker's timing for the runner: MISC_CHECK runs until misc_timeout
@@ -287,6 +326,7 @@ func (m *Manager) loop(ctx context.Context) {
 			timer.Reset(m.retryEvery)
 			pending = true
 		}
+		m.startChecks()
 	}
 }
 

@@ -460,3 +460,35 @@ func TestManagerReloadFullPass(t *testing.T) {
 		t.Error("the deleted service is still owned")
 	}
 }
+
+// TestManagerChecksAfterFirstPass: the checks start only once the first pass has
+// programmed the table, and a reload meanwhile replaces the checks that will start.
+func TestManagerChecksAfterFirstPass(t *testing.T) {
+	ln1, p1 := listen(t)
+	defer ln1.Close()
+	ln2, p2 := listen(t)
+	defer ln2.Close()
+	k := &Fake{}
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	k.SetHook(func(Call) error {
+		once.Do(func() { close(entered); <-release })
+		return nil
+	})
+	m := NewManager(k, slog.New(slog.DiscardHandler))
+	if err := m.Start(context.Background(), managerConfig(t, p1, p2)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Stop(true) })
+	<-entered // the first pass is in its first kernel call
+	if n := m.Status().Checker.Stats.Checks; n != 0 {
+		t.Fatalf("%d checks run during the first pass, want none", n)
+	}
+	if err := m.Reload(managerConfig(t, p1)); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	waitFor(t, 5*time.Second, "the check of the reloaded configuration", func() bool {
+		return m.Status().Checker.Stats.Checks == 1
+	})
+}
