@@ -312,7 +312,7 @@ func (r *Runner) Update(checks []Check) error {
 			r.runEmit(s, nil, fmt.Sprintf("reconfigured: %d of %d checks up", s.checks-s.down, s.checks), now)
 		}
 	}
-	r.schedDispatch()
+	r.schedDispatch(now)
 	return nil
 }
 

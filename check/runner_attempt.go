@@ -21,13 +21,13 @@ func (r *Runner) schedFire() {
 	}
 	r.timerAt = time.Time{}
 	r.firedAt = r.clock.Now()
-	r.schedDispatch()
+	r.schedDispatch(r.firedAt)
 }
 
 // schedDispatch abandons the attempts past their deadline and grace, starts the due
-// attempts while slots are free, and arms the timer for the next event.
-func (r *Runner) schedDispatch() {
-	now := r.clock.Now()
+// attempts while slots are free, and arms the timer for the next event; now is the
+// caller's recent reading of the clock.
+func (r *Runner) schedDispatch(now time.Time) {
 	for e := r.deadlines.peek(); e != nil && !e.at.After(now); e = r.deadlines.peek() {
 		r.runAbandon(e.owner, now)
 	}
@@ -168,7 +168,7 @@ func (r *Runner) runFinish(a *runAttempt, res Result, panicked bool, begin, end 
 	if !c.removed {
 		r.runVerdict(c, res, begin, end)
 	}
-	r.schedDispatch()
+	r.schedDispatch(end)
 }
 
 // abandonLogEvery limits the "ignored its deadline" warning.

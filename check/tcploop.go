@@ -143,8 +143,10 @@ func (l *tcpLoop) wakeLocked() {
 func (l *tcpLoop) run() {
 	events := make([]unix.EpollEvent, tcpLoopMaxEvents)
 	for {
-		timeout := l.waitTimeout()
-		checked := time.Now() // sockets not ready at the wait's return were not ready then
+		// Sockets not ready at the wait's return were not ready at checked either: a
+		// deadline not after it has passed for them.
+		checked := time.Now()
+		timeout := l.waitTimeout(checked)
 		n, err := unix.EpollWait(l.epfd, events, timeout)
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			// Only a broken epoll descriptor gets here; nothing can be checked.
@@ -153,11 +155,12 @@ func (l *tcpLoop) run() {
 		l.mu.Lock()
 		l.sleeping = false
 		l.mu.Unlock()
+		woke := time.Now() // the end of the connections this wait reports, for their latency
 		for _, ev := range events[:max(n, 0)] {
-			l.ready(ev)
+			l.ready(ev, woke)
 		}
 		if n < len(events) {
-			l.expire(checked)
+			l.expire(checked, woke)
 		}
 		l.takeCancels()
 		l.connectQueued()
@@ -167,7 +170,7 @@ func (l *tcpLoop) run() {
 // waitTimeout is epoll_wait's timeout in ms: 0 when requests are queued, until the
 // next deadline (rounded up) otherwise, -1 without one. A timeout other than 0 marks
 // the loop as sleeping, so that submit wakes it.
-func (l *tcpLoop) waitTimeout() int {
+func (l *tcpLoop) waitTimeout(now time.Time) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.queue) > 0 || len(l.urgent) > 0 || len(l.cancels) > 0 {
@@ -175,7 +178,7 @@ func (l *tcpLoop) waitTimeout() int {
 	}
 	timeout := -1
 	if len(l.deadlines) > 0 {
-		d := time.Until(l.deadlines[0].deadline)
+		d := l.deadlines[0].deadline.Sub(now)
 		timeout = int((d + time.Millisecond - 1) / time.Millisecond)
 		if timeout <= 0 {
 			return 0
@@ -186,7 +189,7 @@ func (l *tcpLoop) waitTimeout() int {
 }
 
 // ready handles one event: the wake-up eventfd, or a socket whose connect ended.
-func (l *tcpLoop) ready(ev unix.EpollEvent) {
+func (l *tcpLoop) ready(ev unix.EpollEvent, now time.Time) {
 	if int(ev.Fd) == l.evfd {
 		var buf [8]byte
 		_, _ = unix.Read(l.evfd, buf[:])
@@ -205,13 +208,14 @@ func (l *tcpLoop) ready(ev unix.EpollEvent) {
 	case ev.Events&(unix.EPOLLERR|unix.EPOLLHUP) != 0:
 		err = errors.New("connect: the connection was closed before it was established")
 	}
-	l.finish(c, err)
+	l.finish(c, err, now)
 }
 
-// expire fails the connections whose deadline is not after checked.
-func (l *tcpLoop) expire(checked time.Time) {
+// expire fails the connections whose deadline is not after checked; now is the time
+// of their verdict.
+func (l *tcpLoop) expire(checked, now time.Time) {
 	for len(l.deadlines) > 0 && !l.deadlines[0].deadline.After(checked) {
-		l.finish(l.deadlines[0], errTCPTimeout)
+		l.finish(l.deadlines[0], errTCPTimeout, now)
 	}
 }
 
@@ -224,7 +228,7 @@ func (l *tcpLoop) takeCancels() {
 	l.mu.Unlock()
 	for _, c := range cancels {
 		if c.index >= 0 {
-			l.finish(c, errTCPCancelled)
+			l.finish(c, errTCPCancelled, time.Now())
 		}
 	}
 }
@@ -284,9 +288,10 @@ func (l *tcpLoop) start(c *tcpConnect) {
 	l.pushDeadline(c)
 }
 
-// finish closes c's socket (which leaves the epoll set with it) and gives its verdict.
-func (l *tcpLoop) finish(c *tcpConnect, err error) {
-	took := time.Since(c.begin)
+// finish closes c's socket (which leaves the epoll set with it) and gives its verdict,
+// reached at now.
+func (l *tcpLoop) finish(c *tcpConnect, err error, now time.Time) {
+	took := now.Sub(c.begin)
 	delete(l.open, int32(c.fd))
 	l.removeDeadline(c)
 	sysClose(c.fd)
