@@ -356,10 +356,11 @@ func readMem(pid int) (rss, hwm int64) {
 type usage struct {
 	ticks, sysTicks int64 // USER_HZ
 	switches        int64 // voluntary + involuntary, over all threads
+	involuntary     int64 // of which involuntary (preempted)
 }
 
 func (u usage) sub(v usage) usage {
-	return usage{ticks: u.ticks - v.ticks, sysTicks: u.sysTicks - v.sysTicks, switches: u.switches - v.switches}
+	return usage{ticks: u.ticks - v.ticks, sysTicks: u.sysTicks - v.sysTicks, switches: u.switches - v.switches, involuntary: u.involuntary - v.involuntary}
 }
 
 func readUsage(pids []int) usage {
@@ -376,6 +377,9 @@ func readUsage(pids []int) usage {
 				if f := strings.Fields(l); len(f) == 2 && strings.HasSuffix(f[0], "ctxt_switches:") {
 					v, _ := strconv.ParseInt(f[1], 10, 64)
 					u.switches += v
+					if f[0] == "nonvoluntary_ctxt_switches:" {
+						u.involuntary += v
+					}
 				}
 			}
 		}

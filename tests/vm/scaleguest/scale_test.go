@@ -427,9 +427,13 @@ func (l *lab) scale(t *testing.T, d daemon, lay layout, conf string, settle, win
 	if r.DestsAfterWindow != lay.total() {
 		r.warn(t, "after the window the table holds %d destinations, want %d (real servers taken out by failed checks)", r.DestsAfterWindow, lay.total())
 	}
-	t.Logf("%s: %.0f checks/s (scheduled %d/s; per second %v), each server every %.0f ms (median; p99 %.0f, max %.0f; %d checked fewer than twice), CPU %.0f%% = %.3f ms per check (system %.3f ms, %.1f context switches), VM %.0f%%, listeners %.0f%%; %s; director TCP sockets: %s",
+	involuntary := 0.0
+	if checks > 0 {
+		involuntary = float64(du.involuntary) / checks
+	}
+	t.Logf("%s: %.0f checks/s (scheduled %d/s; per second %v), each server every %.0f ms (median; p99 %.0f, max %.0f; %d checked fewer than twice), CPU %.0f%% = %.3f ms per check (system %.3f ms, %.1f context switches, %.2f of them involuntary), VM %.0f%%, listeners %.0f%%; %s; director TCP sockets: %s",
 		d.name, r.ChecksPerSec, lay.total(), r.PerSecond, r.IntervalMedianMs, r.IntervalP99Ms, r.IntervalMaxMs, r.FewerThanTwo,
-		r.CPUPercent, r.CPUPerCheckMs, r.SysPerCheckMs, r.SwitchesPerCheck, r.VMCPUPercent, r.ListenerCPU, r.Processes, r.TCPSockets)
+		r.CPUPercent, r.CPUPerCheckMs, r.SysPerCheckMs, r.SwitchesPerCheck, involuntary, r.VMCPUPercent, r.ListenerCPU, r.Processes, r.TCPSockets)
 
 	// The removal: the listeners of the 10 victims close at once. A victim the daemon
 	// has already taken out (a false failure under load) gives no sample.
