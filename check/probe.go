@@ -6,6 +6,7 @@ package check
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -18,6 +19,12 @@ type Result struct {
 	// becomes the real server's weight (keepalived). Nil otherwise.
 	Weight *int
 }
+
+// errNotRun marks an attempt that could not be made for a local reason (no socket, a
+// bind that failed): keepalived reschedules such a check without a verdict ("TCP
+// socket bind failed. Rescheduling."), and so does the Runner, so that a director
+// out of file descriptors does not take its real servers out.
+var errNotRun = errors.New("the check could not be made")
 
 // Probe performs one check attempt. Check must return by ctx's deadline (the
 // checker's connect_timeout) and must never block past it, whatever the server does.

@@ -85,14 +85,18 @@ type Stats struct {
 	InFlight    int // attempts holding a slot
 	// Running counts the probes that have not returned, including those whose
 	// attempt was abandoned past its deadline.
-	Running     int
-	Due         uint64 // attempts whose planned start came
-	Started     uint64 // attempts handed to their probe
-	Completed   uint64 // attempts whose probe returned in time
-	Failed      uint64 // failed attempts (including panics and abandoned ones)
-	Panics      uint64
-	Abandoned   uint64 // attempts failed at deadline + grace because the probe had not returned
-	Skipped     uint64 // attempts failed at once because the probe's previous call is still running
+	Running   int
+	Due       uint64 // attempts whose planned start came
+	Started   uint64 // attempts handed to their probe
+	Completed uint64 // attempts whose probe returned in time
+	Failed    uint64 // failed attempts (including panics and abandoned ones)
+	Panics    uint64
+	Abandoned uint64 // attempts failed at deadline + grace because the probe had not returned
+	Skipped   uint64 // attempts failed at once because the probe's previous call is still running
+	// NotRun counts the attempts that could not be made for a local reason (no
+	// socket, bind failed); they give no verdict and the check tries again after
+	// delay_loop.
+	NotRun      uint64
 	Transitions uint64
 	// Slip is the distribution of start minus planned start: to the probe's call for
 	// attempts that returned, to the dispatch for abandoned ones.
@@ -143,7 +147,9 @@ type Snapshot struct {
 // down check too, which only polls a dead server more often). A success brings the
 // check up at once. The next round starts DelayLoop
 // after the attempt ended (keepalived reschedules from the end of the attempt, not
-// its start). Each attempt gets ConnectTimeout as its context deadline.
+// its start). Each attempt gets ConnectTimeout as its context deadline. An attempt
+// that could not be made for a local reason (no socket, a failed bind) gives no
+// verdict: the check tries again after DelayLoop, as keepalived reschedules it.
 //
 // Scale: one timer and two heaps (next starts, deadlines of attempts in flight)
 // drive every check, at most MaxInFlight attempts at once (see Options.MaxInFlight).

@@ -209,6 +209,11 @@ func (r *Runner) runVerdict(c *runCheck, res Result, begin, end time.Time) {
 	wasUp, oldWeight := s.up(), s.weight
 	c.last, c.lastStart, c.lastEnd = res, begin, end
 	c.attempts++
+	if !res.OK && errors.Is(res.Err, errNotRun) {
+		r.stats.NotRun++
+		r.starts.set(&c.start, end.Add(t.DelayLoop.D()))
+		return
+	}
 	delay := t.DelayLoop.D()
 	retried := c.retries
 	if res.OK {

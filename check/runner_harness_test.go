@@ -234,6 +234,7 @@ type runStep struct {
 	take    time.Duration // the call lasts this long on the fake clock
 	hang    bool          // the call lasts until unhang, whatever its context
 	ctxHang bool          // the call lasts until its context ends
+	notRun  bool          // the attempt could not be made (errNotRun)
 }
 
 var (
@@ -291,8 +292,11 @@ func (p *runFakeProbe) Check(ctx context.Context) Result {
 		h.unpark(pk)
 		return Result{Err: ctx.Err()}
 	}
-	if st.ok {
+	switch {
+	case st.ok:
 		return Result{OK: true, Weight: st.weight}
+	case st.notRun:
+		return Result{Err: fmt.Errorf("%w: scripted", errNotRun)}
 	}
 	return Result{Err: runErrScripted}
 }

@@ -77,6 +77,11 @@ func TestRunnerTiming(t *testing.T) {
 			calls: runSecs(0, 1), events: []runEv{{0, "rs", true, -1}, {time.Second, "rs", false, -1}},
 		},
 		{
+			name: "an attempt that could not be made gives no verdict and waits delay_loop", timing: runTiming(10, 1, 1, 1),
+			script: []runStep{{notRun: true}, {notRun: true}, runFail, runFail}, run: 25,
+			calls: runSecs(0, 10, 20, 21), events: []runEv{{0, "rs", true, -1}, {21 * time.Second, "rs", false, -1}},
+		},
+		{
 			name: "dynamic runWeight", timing: runTiming(10, 1, 1, 1), script: []runStep{runWeight(5), runWeight(5), runWeight(7), runFail, runFail, runWeight(7)}, run: 50,
 			calls: runSecs(0, 10, 20, 30, 31, 41),
 			events: []runEv{

@@ -107,6 +107,9 @@ func newTCPLoop() (*tcpLoop, error) {
 func (l *tcpLoop) submit(c *tcpConnect) {
 	c.index = -1
 	c.fd, c.sa, c.err = c.target.socket()
+	if c.err != nil {
+		c.err = fmt.Errorf("%w: %w", errNotRun, c.err)
+	}
 	l.mu.Lock()
 	if c.urgent {
 		l.urgent = append(l.urgent, c)
