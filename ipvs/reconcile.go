@@ -322,10 +322,21 @@ func (c *Changes) applyPlan(k Kernel, plan []work) error {
 
 // apply makes the changes of one service. A failed service change skips the service's
 // remaining changes; a failed destination change skips only itself.
+//
+// A destination change answered with ErrNoService means the service vanished after it
+// was read (the kernel lists no destinations for a missing service, so a read cannot
+// tell): the service is added back with all its destinations, once.
 func (c *Changes) apply(k Kernel, w work) {
 	ops := w.ops
+	readded := false
 	for i := 0; i < len(ops); i++ {
 		done, err := do(k, ops[i])
+		if done.Kind.isDest() && errors.Is(err, ErrNoService) && w.spec != nil && !readded {
+			readded = true
+			back := append(slices.Clone(ops[:i+1]), Op{Kind: OpAddService, Service: done.Service})
+			ops = addAll(done.Service, w.spec.Destinations, back)
+			continue
+		}
 		done.Err = err
 		c.Ops = append(c.Ops, done)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"gokeepalived/parser"
@@ -512,5 +513,32 @@ func TestReconcileOnly(t *testing.T) {
 	}
 	if ch.Unchanged != 1 || !maps.Equal(ch.Owned, keysOf([]ServiceSpec{specs[2], specs[3], specs[4]})) {
 		t.Errorf("%d unchanged, owned %v", ch.Unchanged, ch.Owned)
+	}
+}
+
+// TestReconcileServiceVanishes: a service deleted behind the reconciler's back between
+// its read and a destination change is added back with all its destinations.
+func TestReconcileServiceVanishes(t *testing.T) {
+	specs := bigSpecs(1, 2)
+	k := &Fake{}
+	mustReconcile(t, k, specs, nil)
+	specs[0].Destinations[1].Weight = 9
+	var once sync.Once
+	k.SetHook(func(c Call) error {
+		if c.Op == "update-dest" {
+			once.Do(func() { _ = k.DelService(specs[0].Service) })
+		}
+		return nil
+	})
+	ch, err := reconcileOnly(k, specs)
+	k.SetHook(nil)
+	if err != nil {
+		t.Fatalf("reconcileOnly: %v\n%s", err, ch.String())
+	}
+	if k.Dump() != specLines(specs) {
+		t.Errorf("table:\n%s\nwant:\n%s", k.Dump(), specLines(specs))
+	}
+	if n := ch.Count(OpAddService); n != 1 || len(ch.Errors) != 0 {
+		t.Errorf("%d services added, errors %v; want the service added back once, no error:\n%s", n, ch.Errors, ch.String())
 	}
 }
