@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -56,9 +55,6 @@ type tcpConnect struct {
 type tcpLoop struct {
 	epfd int
 	evfd int // eventfd that wakes the loop for new requests
-	// file is epfd in Go's network poller; poll waits on it.
-	file *os.File
-	poll syscall.RawConn
 
 	mu       sync.Mutex
 	queue    []*tcpConnect // requests not yet connected
@@ -67,7 +63,6 @@ type tcpLoop struct {
 	sleeping bool          // the loop waits in epoll_wait with a timeout other than 0
 
 	// Owned by the loop's goroutine.
-	peek      [1]unix.EpollEvent
 	open      map[int32]*tcpConnect // sockets in the epoll set by descriptor
 	deadlines []*tcpConnect         // min-heap by deadline
 }
@@ -101,23 +96,7 @@ func newTCPLoop() (*tcpLoop, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("TCP_CHECK loop: adding the eventfd: %w", err)
 	}
-	// The loop waits for its epoll set in Go's network poller rather than in a
-	// thread of its own blocked in epoll_wait: an epoll descriptor is readable while
-	// it has events, and a non-blocking one can be polled like a socket. The runner's
-	// timers and the loop's sockets then wake the same poller thread.
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		unix.Close(evfd)
-		unix.Close(epfd)
-		return nil, fmt.Errorf("TCP_CHECK loop: epoll descriptor: %w", err)
-	}
-	file := os.NewFile(uintptr(epfd), "TCP_CHECK epoll")
-	rc, err := file.SyscallConn()
-	if err != nil {
-		unix.Close(evfd)
-		file.Close()
-		return nil, fmt.Errorf("TCP_CHECK loop: polling the epoll descriptor: %w", err)
-	}
-	l := &tcpLoop{epfd: epfd, evfd: evfd, file: file, poll: rc, open: map[int32]*tcpConnect{}}
+	l := &tcpLoop{epfd: epfd, evfd: evfd, open: map[int32]*tcpConnect{}}
 	go l.run()
 	return l, nil
 }
@@ -170,11 +149,8 @@ func (l *tcpLoop) run() {
 		// Sockets not ready at the wait's return were not ready at checked either: a
 		// deadline not after it has passed for them.
 		checked := time.Now()
-		if timeout := l.waitTimeout(checked); timeout != 0 {
-			l.park(checked, timeout)
-			checked = time.Now()
-		}
-		n, err := sysEpollWait(l.epfd, events)
+		timeout := l.waitTimeout(checked)
+		n, err := unix.EpollWait(l.epfd, events, timeout)
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			// Only a broken epoll descriptor gets here; nothing can be checked.
 			panic(fmt.Sprintf("TCP_CHECK loop: epoll_wait: %v", err))
@@ -182,7 +158,7 @@ func (l *tcpLoop) run() {
 		l.mu.Lock()
 		l.sleeping = false
 		l.mu.Unlock()
-		woke := checked // the end of the connections this wait reports, for their latency
+		woke := time.Now() // the end of the connections this wait reports, for their latency
 		for _, ev := range events[:max(n, 0)] {
 			l.ready(ev, woke)
 		}
@@ -194,23 +170,7 @@ func (l *tcpLoop) run() {
 	}
 }
 
-// park waits, in Go's network poller, until the epoll set has an event or timeout ms
-// (-1: no limit) have passed since now.
-func (l *tcpLoop) park(now time.Time, timeout int) {
-	var deadline time.Time
-	if timeout > 0 {
-		deadline = now.Add(time.Duration(timeout) * time.Millisecond)
-	}
-	_ = l.file.SetReadDeadline(deadline)
-	// The callback reports whether the set has an event: the loop's registrations are
-	// level-triggered, so looking does not consume one. An error here is the deadline.
-	_ = l.poll.Read(func(uintptr) bool {
-		n, err := sysEpollWait(l.epfd, l.peek[:])
-		return n > 0 || (err != nil && !errors.Is(err, unix.EINTR))
-	})
-}
-
-// waitTimeout is how long the loop may wait, in ms: 0 when requests are queued, until the
+// waitTimeout is epoll_wait's timeout in ms: 0 when requests are queued, until the
 // next deadline (rounded up) otherwise, -1 without one. A timeout other than 0 marks
 // the loop as sleeping, so that submit wakes it.
 func (l *tcpLoop) waitTimeout(now time.Time) int {

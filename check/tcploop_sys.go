@@ -14,8 +14,8 @@ import (
 // immediate FIN. They are made with RawSyscall, which keeps the goroutine's P: under
 // the TCG VM a connect takes about 0.4 ms, long enough for the Go scheduler to hand the
 // P of a thread "in a system call" to another thread, and to hand it back after, two
-// context switches per call for nothing. The loop never blocks in epoll_wait: it
-// waits in Go's network poller (tcpLoop.park) and reads its events without waiting.
+// context switches per call for nothing. epoll_wait, which does block, stays a normal
+// system call.
 
 // sysAddr is a socket address in the kernel's layout.
 type sysAddr struct {
@@ -112,13 +112,6 @@ func sysEpollAdd(epfd, fd int, events uint32) error {
 	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
 	_, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), unix.EPOLL_CTL_ADD, uintptr(fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
 	return sysErr(e)
-}
-
-// sysEpollWait returns the events of the epoll set epfd that are ready now, without
-// waiting.
-func sysEpollWait(epfd int, events []unix.EpollEvent) (int, error) {
-	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-	return int(n), sysErr(e)
 }
 
 // sysClose closes fd, which also takes it out of every epoll set.
