@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -630,4 +631,63 @@ func (p *proc) logCounts(from time.Time) map[string]int {
 		out["(lines not kept: more than the limit)"] = 1
 	}
 	return out
+}
+
+// threadUse is the CPU time and context switches of one thread.
+type threadUse struct {
+	ticks, voluntary, involuntary int64
+}
+
+// readThreads returns the use of every thread of pid by thread ID.
+func readThreads(pid int) map[string]threadUse {
+	out := map[string]threadUse{}
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, task := range tasks {
+		var u threadUse
+		if tid, err := strconv.Atoi(task.Name()); err == nil {
+			if st, err := readStat(tid); err == nil {
+				u.ticks = st.cpuTicks
+			}
+		}
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, task.Name()))
+		for _, l := range strings.Split(string(b), "\n") {
+			f := strings.Fields(l)
+			if len(f) != 2 {
+				continue
+			}
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			switch f[0] {
+			case "voluntary_ctxt_switches:":
+				u.voluntary = v
+			case "nonvoluntary_ctxt_switches:":
+				u.involuntary = v
+			}
+		}
+		out[task.Name()] = u
+	}
+	return out
+}
+
+// threadReport renders what each thread of a process did between two readings, busiest
+// first: "tid 12: 68 % CPU, 0.71 voluntary + 0.30 involuntary switches per check".
+func threadReport(before, after map[string]threadUse, span, checks float64) string {
+	type row struct {
+		tid string
+		d   threadUse
+	}
+	var rows []row
+	for tid, a := range after {
+		b := before[tid]
+		rows = append(rows, row{tid, threadUse{a.ticks - b.ticks, a.voluntary - b.voluntary, a.involuntary - b.involuntary}})
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].d.ticks > rows[j].d.ticks })
+	var parts []string
+	for _, r := range rows {
+		if r.d.ticks == 0 && r.d.voluntary+r.d.involuntary == 0 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("tid %s: %.0f %% CPU, %.2f voluntary + %.2f involuntary switches per check",
+			r.tid, float64(r.d.ticks)/userHZ/span*100, float64(r.d.voluntary)/checks, float64(r.d.involuntary)/checks))
+	}
+	return strings.Join(parts, "; ")
 }

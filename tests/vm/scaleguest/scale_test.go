@@ -336,6 +336,7 @@ func (l *lab) scale(t *testing.T, d daemon, lay layout, conf string, settle, win
 	l.vic.tal.reset()
 	self := []int{os.Getpid()}
 	c0, s0 := readUsage(pids), readUsage(self)
+	th0 := readThreads(pids[0])
 	b0, t0 := vmCPU()
 	n0 := l.accepted()
 	if d.profile {
@@ -357,6 +358,7 @@ func (l *lab) scale(t *testing.T, d daemon, lay layout, conf string, settle, win
 	l.vic.tal.to.Store(w1.UnixNano())
 	n1 := l.accepted()
 	c1, s1 := readUsage(pids), readUsage(self)
+	th1 := readThreads(pids[0])
 	if d.profile {
 		_ = syscall.Kill(p.cmd.Process.Pid, syscall.SIGUSR2)
 		time.Sleep(time.Second)
@@ -431,6 +433,7 @@ func (l *lab) scale(t *testing.T, d daemon, lay layout, conf string, settle, win
 	if checks > 0 {
 		involuntary = float64(du.involuntary) / checks
 	}
+	t.Logf("%s: threads of pid %d over the window: %s", d.name, pids[0], threadReport(th0, th1, span, max(checks, 1)))
 	t.Logf("%s: %.0f checks/s (scheduled %d/s; per second %v), each server every %.0f ms (median; p99 %.0f, max %.0f; %d checked fewer than twice), CPU %.0f%% = %.3f ms per check (system %.3f ms, %.1f context switches, %.2f of them involuntary), VM %.0f%%, listeners %.0f%%; %s; director TCP sockets: %s",
 		d.name, r.ChecksPerSec, lay.total(), r.PerSecond, r.IntervalMedianMs, r.IntervalP99Ms, r.IntervalMaxMs, r.FewerThanTwo,
 		r.CPUPercent, r.CPUPerCheckMs, r.SysPerCheckMs, r.SwitchesPerCheck, involuntary, r.VMCPUPercent, r.ListenerCPU, r.Processes, r.TCPSockets)
