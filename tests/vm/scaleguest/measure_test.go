@@ -313,17 +313,22 @@ type procStat struct {
 const userHZ = 100
 
 func readStat(pid int) (procStat, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return readStatFile(fmt.Sprintf("/proc/%d/stat", pid))
+}
+
+// readStatFile parses a stat file of /proc (of a process or of one of its threads).
+func readStatFile(path string) (procStat, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return procStat{}, err
 	}
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: %q", pid, b)
+		return procStat{}, fmt.Errorf("%s: %q", path, b)
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 13 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: %q", pid, b)
+		return procStat{}, fmt.Errorf("%s: %q", path, b)
 	}
 	// After the command: state(0) ppid(1) ... utime(11) stime(12).
 	var st procStat
@@ -644,10 +649,8 @@ func readThreads(pid int) map[string]threadUse {
 	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	for _, task := range tasks {
 		var u threadUse
-		if tid, err := strconv.Atoi(task.Name()); err == nil {
-			if st, err := readStat(tid); err == nil {
-				u.ticks = st.cpuTicks
-			}
+		if st, err := readStatFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name())); err == nil {
+			u.ticks = st.cpuTicks
 		}
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, task.Name()))
 		for _, l := range strings.Split(string(b), "\n") {
