@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"runtime"
 	"sync"
 	"time"
 
@@ -14,9 +13,6 @@ import (
 
 // tcpLoopMaxEvents is how many ready sockets one epoll_wait returns at most.
 const tcpLoopMaxEvents = 256
-
-// tcpLoopMaxWait is the longest the loop waits in epoll_wait, in ms (see waitTimeout).
-const tcpLoopMaxWait = 5
 
 // tcpLoopBatch is how many queued connects the loop makes before it looks at the
 // sockets that are ready again: a long queue does not delay the verdicts of the
@@ -171,11 +167,6 @@ func (l *tcpLoop) run() {
 		}
 		l.takeCancels()
 		l.connectQueued()
-		// The loop never parks in the scheduler: left alone, Go's monitor thread
-		// (sysmon) would see a goroutine running "for ever", try to preempt it every
-		// 10 ms and stay in its busiest polling mode, waking about a thousand times a
-		// second. Passing through the scheduler once per round keeps it asleep.
-		runtime.Gosched()
 	}
 }
 
@@ -188,12 +179,10 @@ func (l *tcpLoop) waitTimeout(now time.Time) int {
 	if len(l.queue) > 0 || len(l.urgent) > 0 || len(l.cancels) > 0 {
 		return 0
 	}
-	// At most tcpLoopMaxWait: a thread blocked in a system call for 10 ms has its P
-	// taken away by sysmon, which then stays in its busiest polling mode too.
-	timeout := tcpLoopMaxWait
+	timeout := -1
 	if len(l.deadlines) > 0 {
 		d := l.deadlines[0].deadline.Sub(now)
-		timeout = min(timeout, int((d+time.Millisecond-1)/time.Millisecond))
+		timeout = int((d + time.Millisecond - 1) / time.Millisecond)
 		if timeout <= 0 {
 			return 0
 		}
