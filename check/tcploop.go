@@ -47,8 +47,8 @@ type tcpConnect struct {
 
 // tcpLoop makes TCP_CHECK connections without a goroutine or a thread per attempt:
 // one goroutine issues non-blocking connects, waits for them in its own epoll set and
-// closes each socket as soon as it is established (FIN, as keepalived does) or has
-// failed. An attempt's deadline counts from its connect(2) call, and the loop looks
+// closes each socket as soon as it is established (with a reset, or a FIN as
+// keepalived does with tcp_check_close fin) or has failed. An attempt's deadline counts from its connect(2) call, and the loop looks
 // at the ready sockets before it expires any deadline, so a loop that runs late
 // (CPU starvation) delays checks but never fails a connection that was established
 // in time.
@@ -284,7 +284,7 @@ func (l *tcpLoop) start(c *tcpConnect) {
 	}
 	if err := sysEpollAdd(l.epfd, c.fd, unix.EPOLLOUT); err != nil {
 		sysClose(c.fd)
-		c.done(fmt.Errorf("connect: epoll_ctl: %w", err), time.Since(c.begin))
+		c.done(fmt.Errorf("%w: epoll_ctl: %w", errNotRun, err), time.Since(c.begin))
 		return
 	}
 	l.open[int32(c.fd)] = c
