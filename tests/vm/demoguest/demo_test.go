@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+
+	"gokeepalived/tests/vm/vmlab"
 )
 
 // TestMain refuses to run outside the VM: the test creates namespaces, bridges and
@@ -68,15 +70,15 @@ func waitUntil(timeout time.Duration, cond func() bool) (time.Duration, bool) {
 // director is one LVS director: its namespace and its gokeepalived.
 type director struct {
 	id   string // director1 ..
-	ns   *ns
+	ns   *vmlab.NS
 	prio int
-	d    *proc
-	logs []*proc // every gokeepalived it ran
+	d    *vmlab.Proc
+	logs []*vmlab.Proc // every gokeepalived it ran
 }
 
 func (d *director) start() error {
-	p, err := startIn(d.ns, "gokeepalived -i "+d.id, "/usr/sbin/gokeepalived", "-n", "-l", "-i", d.id, "-f", confFile, "-p", "/run/gka-"+d.id+".pid")
-	if err != nil {
+	p := vmlab.NewProc("gokeepalived -i "+d.id, "/usr/sbin/gokeepalived", "-n", "-l", "-i", d.id, "-f", confFile, "-p", "/run/gka-"+d.id+".pid")
+	if err := p.Start(d.ns); err != nil {
 		return err
 	}
 	d.d = p
@@ -86,14 +88,14 @@ func (d *director) start() error {
 
 // holds reports whether the director has the VIP on eth0 and the gateway on eth1.
 func (d *director) holds() (vipOn, gwOn bool) {
-	return d.ns.has("eth0", vip), d.ns.has("eth1", gateway)
+	return d.ns.Has("eth0", vip), d.ns.Has("eth1", gateway)
 }
 
 // ipvs is a director's IPVS table: service -> destination -> active+inactive connections.
 type ipvs map[string]map[string]int
 
 func (d *director) ipvs() (ipvs, error) {
-	out, err := d.ns.run(10*time.Second, "ipvsadm", "-Ln")
+	out, err := d.ns.Run(10*time.Second, "ipvsadm", "-Ln")
 	if err != nil {
 		return nil, err
 	}
@@ -137,8 +139,8 @@ func (tb ipvs) servers(svc string) []string {
 type demo struct {
 	t         *testing.T
 	directors []*director
-	servers   []*server
-	client    *ns
+	servers   []*vmlab.Server
+	client    *vmlab.NS
 }
 
 // fail narrates a failed step, prints the tail of every daemon's log and ends the test.
@@ -148,8 +150,8 @@ func (x *demo) fail(format string, args ...any) {
 	say("FAILED: %s", msg)
 	for _, d := range x.directors {
 		for _, p := range d.logs {
-			lines := strings.Split(strings.TrimRight(p.out.String(), "\n"), "\n")
-			fmt.Printf("DEMO   --- last lines of %s's log:\n", p.name)
+			lines := strings.Split(strings.TrimRight(p.Out.String(), "\n"), "\n")
+			fmt.Printf("DEMO   --- last lines of %s's log:\n", p.Name)
 			for _, l := range lines[max(0, len(lines)-20):] {
 				fmt.Printf("DEMO   | %s\n", l)
 			}
@@ -165,38 +167,23 @@ func (x *demo) check(err error) {
 	}
 }
 
-// summary reports a loop's failures among the samples started in [from, to) (to
-// zero: no end).
-func failed(ss []sample, from, to time.Time) (fails []sample, total int) {
-	for _, s := range ss {
-		if s.start.Before(from) || (!to.IsZero() && !s.start.Before(to)) {
-			continue
-		}
-		total++
-		if s.err != nil {
-			fails = append(fails, s)
-		}
-	}
-	return fails, total
-}
-
-func (x *demo) sayFailures(fs []sample, since time.Time, what string) {
+func (x *demo) sayFailures(fs []vmlab.Sample, since time.Time, what string) {
 	for i, s := range fs {
 		if i == 5 {
 			say("  ... and %d more", len(fs)-5)
 			break
 		}
-		say("  %s request sent at +%s failed after %s: %v", what, secs(s.start.Sub(since)), secs(s.end.Sub(s.start)), s.err)
+		say("  %s request sent at +%s failed after %s: %v", what, secs(s.Start.Sub(since)), secs(s.End.Sub(s.Start)), s.Err)
 	}
 }
 
 // lastOK reports whether the last n samples succeeded.
-func lastOK(ss []sample, n int) bool {
+func lastOK(ss []vmlab.Sample, n int) bool {
 	if len(ss) < n {
 		return false
 	}
 	for _, s := range ss[len(ss)-n:] {
-		if s.err != nil {
+		if s.Err != nil {
 			return false
 		}
 	}
@@ -204,11 +191,11 @@ func lastOK(ss []sample, n int) bool {
 }
 
 // waitRequests waits until each loop has n requests started at or after from.
-func (x *demo) waitRequests(from time.Time, n int, timeout time.Duration, loops ...*loop) {
+func (x *demo) waitRequests(from time.Time, n int, timeout time.Duration, loops ...*vmlab.Loop) {
 	x.t.Helper()
 	if _, ok := waitUntil(timeout, func() bool {
 		for _, l := range loops {
-			if l.countSince(from) < n {
+			if l.CountSince(from) < n {
 				return false
 			}
 		}
@@ -220,7 +207,7 @@ func (x *demo) waitRequests(from time.Time, n int, timeout time.Duration, loops 
 
 func (x *demo) build() {
 	x.t.Helper()
-	cfg, err := selfSigned()
+	cfg, err := vmlab.SelfSigned("gokeepalived demo real server")
 	x.check(err)
 	bridge := func(name string) netlink.Link {
 		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}
@@ -231,36 +218,36 @@ func (x *demo) build() {
 	outside, inside := bridge("outside"), bridge("inside")
 	say("switches: bridge 'outside' (192.168.71.0/24) and bridge 'inside' (192.168.72.0/24), in the VM only")
 
-	up, err := newNS("upstream")
+	up, err := vmlab.NewNS("upstream")
 	x.check(err)
-	x.check(plug(outside, "up0", up, "eth0", []string{"192.168.71.1/24", "192.168.71.2/24"}, ""))
+	x.check(vmlab.PlugInto(outside, "up0", up, "eth0", []string{"192.168.71.1/24", "192.168.71.2/24"}, ""))
 	say("upstream routers 192.168.71.1 and 192.168.71.2 (the ping-tracked addresses) on 'outside'")
 
-	x.client, err = newNS("client")
+	x.client, err = vmlab.NewNS("client")
 	x.check(err)
-	x.check(plug(outside, "cl0", x.client, "eth0", []string{"192.168.71.100/24"}, ""))
+	x.check(vmlab.PlugInto(outside, "cl0", x.client, "eth0", []string{"192.168.71.100/24"}, ""))
 	say("client 192.168.71.100 on 'outside'")
 
 	for i := 11; i <= 16; i++ {
 		name := fmt.Sprintf("rs%d", i)
-		n, err := newNS(name)
+		n, err := vmlab.NewNS(name)
 		x.check(err)
 		addr := fmt.Sprintf("192.168.72.%d", i)
-		x.check(plug(inside, name, n, "eth0", []string{addr + "/24"}, gateway))
-		s := newServer(name, addr, n, cfg)
-		x.check(s.start(80))
-		x.check(s.start(443))
+		x.check(vmlab.PlugInto(inside, name, n, "eth0", []string{addr + "/24"}, gateway))
+		s := vmlab.NewServer(name, addr, n, cfg)
+		x.check(s.Start(80))
+		x.check(s.Start(443))
 		x.servers = append(x.servers, s)
 	}
 	say("real servers rs11..rs16 (192.168.72.11-16, default gateway %s) on 'inside', each serving its name on http :80 and https :443", gateway)
 
 	for i, prio := range []int{150, 100, 50} {
 		id := fmt.Sprintf("director%d", i+1)
-		n, err := newNS(id)
+		n, err := vmlab.NewNS(id)
 		x.check(err)
-		x.check(plug(outside, fmt.Sprintf("d%do", i+1), n, "eth0", []string{fmt.Sprintf("192.168.71.%d/24", 11+i)}, ""))
-		x.check(plug(inside, fmt.Sprintf("d%di", i+1), n, "eth1", []string{fmt.Sprintf("192.168.72.%d/24", 1+i)}, ""))
-		x.check(n.sysctl("net.ipv4.ip_forward", "1"))
+		x.check(vmlab.PlugInto(outside, fmt.Sprintf("d%do", i+1), n, "eth0", []string{fmt.Sprintf("192.168.71.%d/24", 11+i)}, ""))
+		x.check(vmlab.PlugInto(inside, fmt.Sprintf("d%di", i+1), n, "eth1", []string{fmt.Sprintf("192.168.72.%d/24", 1+i)}, ""))
+		x.check(n.Sysctl("net.ipv4.ip_forward", "1"))
 		x.directors = append(x.directors, &director{id: id, ns: n, prio: prio})
 		say("%s: eth0 192.168.71.%d on 'outside', eth1 192.168.72.%d on 'inside', ip_forward on, its own IPVS table", id, 11+i, 1+i)
 	}
@@ -271,8 +258,8 @@ func TestDemo(t *testing.T) {
 	x := &demo{t: t}
 	t.Cleanup(func() {
 		for _, d := range x.directors {
-			if d.d != nil && !d.d.exited() {
-				_ = d.d.kill()
+			if d.d != nil && !d.d.Exited() {
+				_ = d.d.Kill()
 			}
 		}
 	})
@@ -281,7 +268,7 @@ func TestDemo(t *testing.T) {
 
 	heading("(1) Three directors start; VRRP elects director1 (priority 150)")
 	for _, d := range x.directors {
-		out, err := d.ns.run(30*time.Second, "/usr/sbin/gokeepalived", "-t", "-i", d.id, "-f", confFile)
+		out, err := d.ns.Run(30*time.Second, "/usr/sbin/gokeepalived", "-t", "-i", d.id, "-f", confFile)
 		if err != nil {
 			x.fail("config test: %v %s", err, out)
 		}
@@ -301,7 +288,7 @@ func TestDemo(t *testing.T) {
 		x.fail("director1 does not hold %s and %s alone within 30s", vip, gateway)
 	}
 	say("director1 is MASTER: %s on eth0 and %s on eth1, %s after the start", vip, gateway, secs(took))
-	if !strings.Contains(d1.d.out.String(), "Entering MASTER STATE") {
+	if !strings.Contains(d1.d.Out.String(), "Entering MASTER STATE") {
 		x.fail("director1 holds the addresses but did not log 'Entering MASTER STATE'")
 	}
 	say("director2 and director3 are BACKUP: neither address on them")
@@ -326,14 +313,14 @@ func TestDemo(t *testing.T) {
 	}
 
 	heading("(2) The client's requests cycle through the 6 real servers (rr), on http and https")
-	cl := httpClient(x.client.dial, 3*time.Second)
-	if _, ok := waitUntil(20*time.Second, func() bool { _, err := get(cl, urlHTTP); return err == nil }); !ok {
+	cl := vmlab.HTTPClient(x.client.Dial, 3*time.Second)
+	if _, ok := waitUntil(20*time.Second, func() bool { _, err := vmlab.Get(cl, urlHTTP); return err == nil }); !ok {
 		x.fail("the client gets no answer from %s", urlHTTP)
 	}
 	for _, u := range []struct{ url, proto string }{{urlHTTP, "http"}, {urlHTTPS, "https"}} {
 		names := make([]string, 12)
 		for i := range names {
-			n, err := get(cl, u.url)
+			n, err := vmlab.Get(cl, u.url)
 			if err != nil {
 				x.fail("GET %s: %v", u.url, err)
 			}
@@ -353,13 +340,13 @@ func TestDemo(t *testing.T) {
 
 	heading("(3) rs13's web server stops: it leaves the pool; the client sees no failure after that")
 	rs := x.servers[2]
-	dest := rs.addr + ":80"
-	lp := startLoop(cl, urlHTTP)
-	defer lp.stop()
+	dest := rs.Addr + ":80"
+	lp := vmlab.StartLoop(cl, urlHTTP, 20*time.Millisecond)
+	defer lp.Stop()
 	x.waitRequests(time.Now(), 10, 30*time.Second, lp)
 	say("client: a loop of GET %s runs (one request every 20 ms)", urlHTTP)
 	stopped := time.Now()
-	x.check(rs.stop(80))
+	x.check(rs.Stop(80))
 	say("rs13: web server on :80 stopped (connections refused from now on)")
 	took, ok = waitUntil(40*time.Second, func() bool {
 		tb, err := d1.ipvs()
@@ -372,7 +359,7 @@ func TestDemo(t *testing.T) {
 	say("director1: HTTP_GET on %s failed, rs13 left the pool of %s, %s after the stop", dest, svcHTTP, secs(took))
 	x.waitRequests(removed, 40, 60*time.Second, lp)
 	restarted := time.Now()
-	x.check(rs.start(80))
+	x.check(rs.Start(80))
 	say("rs13: web server on :80 started again")
 	took, ok = waitUntil(40*time.Second, func() bool {
 		tb, err := d1.ipvs()
@@ -384,10 +371,8 @@ func TestDemo(t *testing.T) {
 	returned := time.Now()
 	say("director1: HTTP_GET on %s succeeded, rs13 is back in the pool, %s after the start", dest, secs(took))
 	if _, ok := waitUntil(30*time.Second, func() bool {
-		lp.mu.Lock()
-		defer lp.mu.Unlock()
-		for _, s := range lp.got {
-			if s.name == rs.name && !s.start.Before(returned) {
+		for _, s := range lp.Samples() {
+			if s.Name == rs.Name && !s.Start.Before(returned) {
 				return true
 			}
 		}
@@ -396,34 +381,34 @@ func TestDemo(t *testing.T) {
 		x.fail("no request reached rs13 after it returned")
 	}
 	say("client: rs13 answers again")
-	ss := lp.stop()
-	if fs, n := failed(ss, time.Time{}, stopped); len(fs) > 0 {
+	ss := lp.Stop()
+	if fs, n := vmlab.Failures(ss, time.Time{}, stopped); len(fs) > 0 {
 		x.fail("%d of %d requests failed before rs13 stopped", len(fs), n)
 	}
-	fs, n := failed(ss, stopped, removed)
+	fs, n := vmlab.Failures(ss, stopped, removed)
 	say("client: while rs13 was down but still in the pool (%s): %d of %d requests failed (rr sent them to rs13: connection refused)", secs(removed.Sub(stopped)), len(fs), n)
-	fs, n = failed(ss, removed, time.Time{})
+	fs, n = vmlab.Failures(ss, removed, time.Time{})
 	if len(fs) > 0 {
 		x.sayFailures(fs, removed, "a")
 		x.fail("%d of %d requests sent after the removal failed", len(fs), n)
 	}
 	for _, s := range ss {
-		if s.name == rs.name && !s.start.Before(removed) && s.start.Before(restarted) {
-			x.fail("a request sent %s after the removal reached rs13", secs(s.start.Sub(removed)))
+		if s.Name == rs.Name && !s.Start.Before(removed) && s.Start.Before(restarted) {
+			x.fail("a request sent %s after the removal reached rs13", secs(s.Start.Sub(removed)))
 		}
 	}
 	say("client: after the removal, %d requests, none failed, none reached rs13 until it was back", n)
 
 	heading("(4) director1's gokeepalived is killed (SIGKILL): director2 takes over")
-	lh, ls := startLoop(cl, urlHTTP), startLoop(cl, urlHTTPS)
-	defer lh.stop()
-	defer ls.stop()
+	lh, ls := vmlab.StartLoop(cl, urlHTTP, 20*time.Millisecond), vmlab.StartLoop(cl, urlHTTPS, 20*time.Millisecond)
+	defer lh.Stop()
+	defer ls.Stop()
 	x.waitRequests(time.Now(), 5, 30*time.Second, lh, ls)
 	before2, err := d2.ipvs()
 	x.check(err)
 	say("client: two loops run, GET %s and GET %s", urlHTTP, urlHTTPS)
 	killed := time.Now()
-	x.check(d1.d.kill())
+	x.check(d1.d.Kill())
 	say("director1: gokeepalived killed with SIGKILL (no goodbye advert)")
 	took, ok = waitUntil(30*time.Second, func() bool { v, g := d2.holds(); return v && g })
 	if !ok {
@@ -438,13 +423,13 @@ func TestDemo(t *testing.T) {
 		say("director1 still has the addresses the killed daemon could not remove; director2's gratuitous ARPs moved the client and the real servers to director2")
 	}
 	x.waitRequests(takeover, 30, 90*time.Second, lh, ls)
-	sh, ssl := lh.stop(), ls.stop()
+	sh, ssl := lh.Stop(), ls.Stop()
 	total := 0
 	for _, l := range []struct {
 		proto string
-		ss    []sample
+		ss    []vmlab.Sample
 	}{{"http", sh}, {"https", ssl}} {
-		fs, n := failed(l.ss, killed, time.Time{})
+		fs, n := vmlab.Failures(l.ss, killed, time.Time{})
 		total += len(fs)
 		say("client (%s): %d requests since the kill, %d failed", l.proto, n, len(fs))
 		x.sayFailures(fs, killed, l.proto)
@@ -464,9 +449,9 @@ func TestDemo(t *testing.T) {
 	say("director2's IPVS table now holds %d more connections: the requests go through director2", fwd)
 
 	heading("(5) director1's gokeepalived starts again: it preempts (priority 150 > 100)")
-	lh, ls = startLoop(cl, urlHTTP), startLoop(cl, urlHTTPS)
-	defer lh.stop()
-	defer ls.stop()
+	lh, ls = vmlab.StartLoop(cl, urlHTTP, 20*time.Millisecond), vmlab.StartLoop(cl, urlHTTPS, 20*time.Millisecond)
+	defer lh.Stop()
+	defer ls.Stop()
 	x.waitRequests(time.Now(), 5, 30*time.Second, lh, ls)
 	back := time.Now()
 	x.check(d1.start())
@@ -474,7 +459,7 @@ func TestDemo(t *testing.T) {
 	took, ok = waitUntil(30*time.Second, func() bool {
 		v1, g1 := d1.holds()
 		v2, g2 := d2.holds()
-		return v1 && g1 && !v2 && !g2 && strings.Contains(d1.d.out.String(), "Entering MASTER STATE")
+		return v1 && g1 && !v2 && !g2 && strings.Contains(d1.d.Out.String(), "Entering MASTER STATE")
 	})
 	if !ok {
 		x.fail("director1 is not MASTER alone 30s after its restart")
@@ -482,13 +467,13 @@ func TestDemo(t *testing.T) {
 	preempt := time.Now()
 	say("director1 is MASTER again, %s after its start; director2 released %s and %s", secs(took), vip, gateway)
 	x.waitRequests(preempt, 30, 90*time.Second, lh, ls)
-	sh, ssl = lh.stop(), ls.stop()
+	sh, ssl = lh.Stop(), ls.Stop()
 	total = 0
 	for _, l := range []struct {
 		proto string
-		ss    []sample
+		ss    []vmlab.Sample
 	}{{"http", sh}, {"https", ssl}} {
-		fs, n := failed(l.ss, back, time.Time{})
+		fs, n := vmlab.Failures(l.ss, back, time.Time{})
 		total += len(fs)
 		say("client (%s): %d requests since director1's restart, %d failed", l.proto, n, len(fs))
 		x.sayFailures(fs, back, l.proto)

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"gokeepalived/tests/vm/vmlab"
 )
 
 // TestMain refuses to run outside the VM: the test changes the kernel's IPVS table and
@@ -184,11 +186,11 @@ func configTest(t *testing.T, prog, conf string) {
 // port 80 and on port 443 than in before (that is, the checkers have run n rounds).
 func (l *lab) checkRounds(t *testing.T, before map[string][2]int64, n int64, timeout time.Duration) time.Duration {
 	t.Helper()
-	return waitFor(t, timeout, fmt.Sprintf("%d rounds of checks on every real server", n), func() (bool, string) {
+	return vmlab.WaitFor(t, timeout, fmt.Sprintf("%d rounds of checks on every real server", n), func() (bool, string) {
 		for _, s := range l.servers {
-			b := before[s.name]
-			if s.checkCount(80) < b[0]+n || s.checkCount(443) < b[1]+n {
-				return false, fmt.Sprintf("%s: %d/%d checks on :80, %d/%d on :443", s.name, s.checkCount(80)-b[0], n, s.checkCount(443)-b[1], n)
+			b := before[s.Name]
+			if s.CheckCount(80) < b[0]+n || s.CheckCount(443) < b[1]+n {
+				return false, fmt.Sprintf("%s: %d/%d checks on :80, %d/%d on :443", s.Name, s.CheckCount(80)-b[0], n, s.CheckCount(443)-b[1], n)
 			}
 		}
 		return true, ""
@@ -198,7 +200,7 @@ func (l *lab) checkRounds(t *testing.T, before map[string][2]int64, n int64, tim
 func (l *lab) checkCounts() map[string][2]int64 {
 	m := map[string][2]int64{}
 	for _, s := range l.servers {
-		m[s.name] = [2]int64{s.checkCount(80), s.checkCount(443)}
+		m[s.Name] = [2]int64{s.CheckCount(80), s.CheckCount(443)}
 	}
 	return m
 }
@@ -215,8 +217,8 @@ func TestSeedScenario(t *testing.T) {
 	configTest(t, "/usr/sbin/gokeepalived", conf)
 
 	start := time.Now()
-	d := startProc(t, "gokeepalived", "/usr/sbin/gokeepalived", "-n", "-l", "-I", "-f", conf, "-p", "/run/gokeepalived.pid")
-	d.waitLog(t, "gokeepalived started", 30*time.Second)
+	d := vmlab.StartProc(t, "gokeepalived", "/usr/sbin/gokeepalived", "-n", "-l", "-I", "-f", conf, "-p", "/run/gokeepalived.pid")
+	d.WaitLog(t, "gokeepalived started", 30*time.Second)
 	waitTable(t, allUp(), 30*time.Second, "gokeepalived programs the table")
 	timing("gokeepalived start to the whole table programmed", time.Since(start))
 	l.checkRounds(t, map[string][2]int64{}, 2, 30*time.Second)
@@ -228,7 +230,7 @@ func TestSeedScenario(t *testing.T) {
 		for _, u := range []string{urlHTTP, urlHTTPS} {
 			names := make([]string, 12)
 			for i := range names {
-				n, err := get(l.http, u)
+				n, err := vmlab.Get(l.http, u)
 				if err != nil {
 					t.Fatalf("request %d to %s: %v", i, u, err)
 				}
@@ -249,17 +251,17 @@ func TestSeedScenario(t *testing.T) {
 	t.Run("RealServerDownUp", func(t *testing.T) {
 		waitTable(t, allUp(), 15*time.Second, "the table is whole")
 		rs := l.servers[1] // rs12
-		dest := rs.addr + ":80 Masq 1"
-		lp := startLoop(l.http, urlHTTP)
-		defer lp.stop()
+		dest := rs.Addr + ":80 Masq 1"
+		lp := vmlab.StartLoop(l.http, urlHTTP, 0)
+		defer lp.Stop()
 		t0 := time.Now()
-		lp.waitCount(t, t0, 10, 30*time.Second)
+		lp.WaitCount(t, t0, 10, 30*time.Second)
 
 		kill := time.Now()
-		if err := rs.stop(80); err != nil {
+		if err := rs.Stop(80); err != nil {
 			t.Fatal(err)
 		}
-		detect := waitFor(t, 20*time.Second, rs.name+" leaves "+svcHTTP, func() (bool, string) {
+		detect := vmlab.WaitFor(t, 20*time.Second, rs.Name+" leaves "+svcHTTP, func() (bool, string) {
 			tb, err := readTable()
 			if err != nil {
 				return false, err.Error()
@@ -273,15 +275,15 @@ func TestSeedScenario(t *testing.T) {
 		// after delay_before_retry 1: about 2 s, up to 4 s with connect timeouts.
 		// The bound is generous for a loaded host.
 		if detect > 10*time.Second {
-			t.Errorf("%s left the table %v after its listener closed; want within 10 s", rs.name, detect)
+			t.Errorf("%s left the table %v after its listener closed; want within 10 s", rs.Name, detect)
 		}
-		lp.waitCount(t, removed, 30, 60*time.Second)
+		lp.WaitCount(t, removed, 30, 60*time.Second)
 
 		restart := time.Now()
-		if err := rs.start(80); err != nil {
+		if err := rs.Start(80); err != nil {
 			t.Fatal(err)
 		}
-		back := waitFor(t, 20*time.Second, rs.name+" returns to "+svcHTTP, func() (bool, string) {
+		back := vmlab.WaitFor(t, 20*time.Second, rs.Name+" returns to "+svcHTTP, func() (bool, string) {
 			tb, err := readTable()
 			if err != nil {
 				return false, err.Error()
@@ -290,34 +292,34 @@ func TestSeedScenario(t *testing.T) {
 		})
 		returned := time.Now()
 		timing("rs12 :80 listener open again -> back in the table", back)
-		lp.waitCount(t, returned, 30, 60*time.Second)
-		ss := lp.stop()
+		lp.WaitCount(t, returned, 30, 60*time.Second)
+		ss := lp.Stop()
 
-		if f, n := failuresIf(ss, func(s sample) bool { return s.end.Before(kill) }); len(f) > 0 {
-			t.Errorf("%d of %d requests failed before the real server stopped:%s", len(f), n, describe(f, kill))
+		if f, n := vmlab.FailuresIf(ss, func(s vmlab.Sample) bool { return s.End.Before(kill) }); len(f) > 0 {
+			t.Errorf("%d of %d requests failed before the real server stopped:%s", len(f), n, vmlab.Describe(f, kill))
 		}
 		// In flight when the listener closed, or started before the removal: these may
 		// fail (the server finishes what it accepted; rr sends every sixth new
 		// connection to it until the checker has removed it).
-		f, n := failuresIf(ss, func(s sample) bool { return !s.end.Before(kill) && s.start.Before(removed) })
+		f, n := vmlab.FailuresIf(ss, func(s vmlab.Sample) bool { return !s.End.Before(kill) && s.Start.Before(removed) })
 		t.Logf("between the listener closing and the removal (%v): %d of %d requests failed (scheduled to the stopped server before the checker saw it):%s",
-			removed.Sub(kill).Round(time.Millisecond), len(f), n, describe(f, kill))
-		if f, n := failures(ss, removed, time.Time{}); len(f) > 0 {
-			t.Errorf("%d of %d requests started after the removal failed:%s", len(f), n, describe(f, kill))
+			removed.Sub(kill).Round(time.Millisecond), len(f), n, vmlab.Describe(f, kill))
+		if f, n := vmlab.Failures(ss, removed, time.Time{}); len(f) > 0 {
+			t.Errorf("%d of %d requests started after the removal failed:%s", len(f), n, vmlab.Describe(f, kill))
 		} else {
 			t.Logf("after the removal: %d requests, none failed", n)
 		}
 		seenBack := false
 		for _, s := range ss {
-			if s.name == rs.name && !s.start.Before(removed) && s.start.Before(restart) {
-				t.Errorf("a request started %v after the removal reached %s", s.start.Sub(removed), rs.name)
+			if s.Name == rs.Name && !s.Start.Before(removed) && s.Start.Before(restart) {
+				t.Errorf("a request started %v after the removal reached %s", s.Start.Sub(removed), rs.Name)
 			}
-			if s.name == rs.name && !s.start.Before(returned) {
+			if s.Name == rs.Name && !s.Start.Before(returned) {
 				seenBack = true
 			}
 		}
 		if !seenBack {
-			t.Errorf("no request reached %s after it returned", rs.name)
+			t.Errorf("no request reached %s after it returned", rs.Name)
 		}
 	})
 
@@ -325,7 +327,7 @@ func TestSeedScenario(t *testing.T) {
 		waitTable(t, allUp(), 15*time.Second, "the table is whole")
 		counts := map[string]int{}
 		for i := range 40 {
-			n, err := get(l.http, "http://"+vip+":8081/index.html")
+			n, err := vmlab.Get(l.http, "http://"+vip+":8081/index.html")
 			if err != nil {
 				t.Fatalf("request %d: %v", i, err)
 			}
@@ -360,7 +362,7 @@ func TestSeedScenario(t *testing.T) {
 		defer exec.Command(nft, "delete", "table", "ip", "gka_e2e").Run()
 		var names []string
 		for i := range 8 {
-			n, err := get(l.http, "http://"+vipMark+"/index.html")
+			n, err := vmlab.Get(l.http, "http://"+vipMark+"/index.html")
 			if err != nil {
 				t.Fatalf("request %d through fwmark 7: %v", i, err)
 			}
@@ -387,7 +389,7 @@ func TestSeedScenario(t *testing.T) {
 		waitTable(t, allUp(), 15*time.Second, "the table is whole")
 		down := l.servers[3:] // rs14, rs15, rs16: live weight 3 < quorum 4
 		for _, s := range down {
-			if err := s.stop(80); err != nil {
+			if err := s.Stop(80); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -395,11 +397,11 @@ func TestSeedScenario(t *testing.T) {
 		defer func() {
 			if !restarted {
 				for _, s := range down {
-					_ = s.start(80)
+					_ = s.Start(80)
 				}
 			}
 		}()
-		lost := waitFor(t, 20*time.Second, "the sorry server replaces the pool of "+svcQuorum, func() (bool, string) {
+		lost := vmlab.WaitFor(t, 20*time.Second, "the sorry server replaces the pool of "+svcQuorum, func() (bool, string) {
 			tb, err := readTable()
 			if err != nil {
 				return false, err.Error()
@@ -410,15 +412,15 @@ func TestSeedScenario(t *testing.T) {
 		waitTable(t, quorumLost(), 20*time.Second, "every check has seen rs14-rs16 down")
 		t.Logf("table with the quorum lost:\n%s", mustTable(t))
 		for i := range 3 {
-			if n, err := get(l.http, "http://"+vip+":8082/index.html"); err != nil || n != "sorry" {
+			if n, err := vmlab.Get(l.http, "http://"+vip+":8082/index.html"); err != nil || n != "sorry" {
 				t.Errorf("request %d to :8082 with the quorum lost: %q, %v; want the sorry server", i, n, err)
 			}
 		}
-		if !strings.Contains(d.out.String(), "quorum changed") {
+		if !strings.Contains(d.Out.String(), "quorum changed") {
 			t.Errorf("gokeepalived did not log the quorum change")
 		}
 		for _, s := range down {
-			if err := s.start(80); err != nil {
+			if err := s.Start(80); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -426,7 +428,7 @@ func TestSeedScenario(t *testing.T) {
 		regained := waitTable(t, allUp(), 20*time.Second, "the pool returns and the sorry server leaves")
 		timing("listeners open again -> whole table, sorry server gone", regained)
 		for i := range 6 {
-			if n, err := get(l.http, "http://"+vip+":8082/index.html"); err != nil || n == "sorry" {
+			if n, err := vmlab.Get(l.http, "http://"+vip+":8082/index.html"); err != nil || n == "sorry" {
 				t.Errorf("request %d to :8082 with the quorum back: %q, %v", i, n, err)
 			}
 		}
@@ -434,20 +436,20 @@ func TestSeedScenario(t *testing.T) {
 
 	// The restart: gokeepalived (-I) stops with SIGTERM and leaves the table; a new one
 	// adopts it without a change, while clients keep sending requests.
-	var d2 *proc
+	var d2 *vmlab.Proc
 	top := t // d2 outlives the subtest that starts it
 	t.Run("RestartAdopts", func(t *testing.T) {
 		waitTable(t, allUp(), 15*time.Second, "the table is whole")
 		before := mustTable(t)
-		lh, ls := startLoop(l.http, urlHTTP), startLoop(l.http, urlHTTPS)
-		defer lh.stop()
-		defer ls.stop()
+		lh, ls := vmlab.StartLoop(l.http, urlHTTP, 0), vmlab.StartLoop(l.http, urlHTTPS, 0)
+		defer lh.Stop()
+		defer ls.Stop()
 		t0 := time.Now()
-		lh.waitCount(t, t0, 5, 30*time.Second)
-		ls.waitCount(t, t0, 5, 30*time.Second)
+		lh.WaitCount(t, t0, 5, 30*time.Second)
+		ls.WaitCount(t, t0, 5, 30*time.Second)
 
 		term := time.Now()
-		if err := d.stop(syscall.SIGTERM, 20*time.Second); err != nil {
+		if err := d.Stop(syscall.SIGTERM, 20*time.Second); err != nil {
 			t.Fatalf("gokeepalived -I on SIGTERM: %v", err)
 		}
 		timing("gokeepalived -I: SIGTERM to exit", time.Since(term))
@@ -455,45 +457,45 @@ func TestSeedScenario(t *testing.T) {
 			t.Errorf("after SIGTERM with -I the table changed:\n%s\nwant:\n%s", got, before)
 		}
 		down := time.Now()
-		lh.waitCount(t, down, 3, 30*time.Second) // traffic flows with no daemon at all
+		lh.WaitCount(t, down, 3, 30*time.Second) // traffic flows with no daemon at all
 
 		counts := l.checkCounts()
 		restart := time.Now()
-		d2 = startProc(top, "gokeepalived (restarted)", "/usr/sbin/gokeepalived", "-n", "-l", "-f", conf, "-p", "/run/gokeepalived.pid")
-		d2.waitLog(t, "gokeepalived started", 30*time.Second)
+		d2 = vmlab.StartProc(top, "gokeepalived (restarted)", "/usr/sbin/gokeepalived", "-n", "-l", "-f", conf, "-p", "/run/gokeepalived.pid")
+		d2.WaitLog(t, "gokeepalived started", 30*time.Second)
 		l.checkRounds(t, counts, 2, 30*time.Second)
 		timing("restart to two rounds of checks by the new daemon", time.Since(restart))
 		after := time.Now()
-		lh.waitCount(t, after, 5, 30*time.Second)
-		ls.waitCount(t, after, 5, 30*time.Second)
-		sh, ss := lh.stop(), ls.stop()
+		lh.WaitCount(t, after, 5, 30*time.Second)
+		ls.WaitCount(t, after, 5, 30*time.Second)
+		sh, ss := lh.Stop(), ls.Stop()
 
 		for _, x := range []struct {
 			url string
-			ss  []sample
+			ss  []vmlab.Sample
 		}{{urlHTTP, sh}, {urlHTTPS, ss}} {
-			f, n := failures(x.ss, t0, time.Time{})
+			f, n := vmlab.Failures(x.ss, t0, time.Time{})
 			t.Logf("%s through the restart: %d requests, %d failed", x.url, n, len(f))
 			if len(f) > 0 {
-				t.Errorf("%s: %d of %d requests failed through the restart:%s", x.url, len(f), n, describe(f, term))
+				t.Errorf("%s: %d of %d requests failed through the restart:%s", x.url, len(f), n, vmlab.Describe(f, term))
 			}
 		}
 		if got := mustTable(t); got.String() != before.String() {
 			t.Errorf("after the restart the table is:\n%s\nwant (as before):\n%s", got, before)
 		}
 		for _, s := range []string{"IPVS table updated", "flush"} {
-			if strings.Contains(d2.out.String(), s) {
+			if strings.Contains(d2.Out.String(), s) {
 				t.Errorf("the restarted gokeepalived logged %q: it did not adopt the table as it was", s)
 			}
 		}
 	})
 
 	t.Run("KeepalivedSameTable", func(t *testing.T) {
-		if d2 == nil || d2.exited() {
+		if d2 == nil || d2.Exited() {
 			t.Fatal("no restarted gokeepalived to stop (RestartAdopts failed)")
 		}
 		term := time.Now()
-		if err := d2.stop(syscall.SIGTERM, 20*time.Second); err != nil {
+		if err := d2.Stop(syscall.SIGTERM, 20*time.Second); err != nil {
 			t.Errorf("gokeepalived on SIGTERM: %v", err)
 		}
 		timing("gokeepalived (no -I): SIGTERM to exit", time.Since(term))
@@ -510,10 +512,10 @@ func TestSeedScenario(t *testing.T) {
 		}
 		configTest(t, ka, conf)
 		start := time.Now()
-		p := startProc(t, "keepalived", ka, "-n", "-l", "-G", "-C", "-f", conf, "-p", "/run/keepalived.pid", "-c", "/run/keepalived-checkers.pid")
-		took := waitFor(t, 60*time.Second, "keepalived programs gokeepalived's table", func() (bool, string) {
-			if p.exited() {
-				t.Fatalf("keepalived exited: %v\n%s", p.err, p.out.String())
+		p := vmlab.StartProc(t, "keepalived", ka, "-n", "-l", "-G", "-C", "-f", conf, "-p", "/run/keepalived.pid", "-c", "/run/keepalived-checkers.pid")
+		took := vmlab.WaitFor(t, 60*time.Second, "keepalived programs gokeepalived's table", func() (bool, string) {
+			if p.Exited() {
+				t.Fatalf("keepalived exited: %v\n%s", p.Err(), p.Out.String())
 			}
 			tb, err := readTable()
 			if err != nil {
@@ -530,7 +532,7 @@ func TestSeedScenario(t *testing.T) {
 		}
 		names := map[string]bool{}
 		for range 6 {
-			if n, err := get(l.http, urlHTTP); err == nil {
+			if n, err := vmlab.Get(l.http, urlHTTP); err == nil {
 				names[n] = true
 			}
 		}
@@ -541,21 +543,21 @@ func TestSeedScenario(t *testing.T) {
 		// The same quorum loss as gokeepalived's SorryServer: the same table.
 		down := l.servers[3:]
 		for _, s := range down {
-			if err := s.stop(80); err != nil {
+			if err := s.Stop(80); err != nil {
 				t.Fatal(err)
 			}
 		}
 		lost := waitTable(t, quorumLost(), 30*time.Second, "keepalived programs gokeepalived's table of the quorum loss")
 		timing("keepalived: 3 of 6 listeners closed -> the same table", lost)
 		for _, s := range down {
-			if err := s.start(80); err != nil {
+			if err := s.Start(80); err != nil {
 				t.Fatal(err)
 			}
 		}
 		back := waitTable(t, initial, 30*time.Second, "keepalived restores the whole table")
 		timing("keepalived: listeners open again -> whole table", back)
 		term = time.Now()
-		if err := p.stop(syscall.SIGTERM, 30*time.Second); err != nil {
+		if err := p.Stop(syscall.SIGTERM, 30*time.Second); err != nil {
 			t.Errorf("keepalived on SIGTERM: %v", err)
 		}
 		timing("keepalived: SIGTERM to exit", time.Since(term))

@@ -8,15 +8,14 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"gokeepalived/tests/vm/vmlab"
 )
 
 // The lab. The director is the VM's root namespace. The real servers are addresses, not
@@ -47,52 +46,6 @@ func farmAddr(n int) netip.Addr {
 // victimAddr is the address of victim k (0 ≤ k < 250): 10.101.0.(k+1).
 func victimAddr(k int) netip.Addr { return netip.AddrFrom4([4]byte{10, 101, 0, byte(k + 1)}) }
 
-// ns is an unnamed network namespace, kept alive by its handle.
-type ns struct {
-	name string
-	h    netns.NsHandle
-}
-
-// newNS creates a network namespace. The thread that creates it is discarded.
-func newNS(name string) (*ns, error) {
-	type res struct {
-		h   netns.NsHandle
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		// Never unlocked: the thread has left the root namespace and ends with the goroutine.
-		runtime.LockOSThread()
-		h, err := netns.New()
-		ch <- res{h, err}
-	}()
-	r := <-ch
-	if r.err != nil {
-		return nil, fmt.Errorf("new namespace %s: %w", name, r.err)
-	}
-	return &ns{name: name, h: r.h}, nil
-}
-
-// do runs fn on a thread inside the namespace: sockets it opens, and files it opens
-// under /proc/sys/net, belong to the namespace. The thread is discarded afterwards.
-func (n *ns) do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: see newNS
-		if err := netns.Set(n.h); err != nil {
-			errc <- fmt.Errorf("enter namespace %s: %w", n.name, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
-
-// sysctl writes value to /proc/sys/<key> inside the namespace.
-func (n *ns) sysctl(key, value string) error {
-	return n.do(func() error { return os.WriteFile("/proc/sys/"+key, []byte(value+"\n"), 0o644) })
-}
-
 // listener is a TCP listening socket used with blocking system calls: its accepting
 // goroutines cost three calls per connection (accept4, getsockname, close) and no trip
 // through Go's network poller, so that the real servers take as little of the VM's CPU
@@ -103,11 +56,11 @@ type listener struct {
 	wg   sync.WaitGroup
 }
 
-// listen opens a listener on addr inside the namespace with a large backlog, so that a
+// listen opens a listener on addr inside namespace n with a large backlog, so that a
 // burst of checks is never dropped for want of room in the accept queue.
-func (n *ns) listen(addr netip.AddrPort) (*listener, error) {
+func listen(n *vmlab.NS, addr netip.AddrPort) (*listener, error) {
 	l := &listener{fd: -1, addr: addr}
-	err := n.do(func() error {
+	err := n.Do(func() error {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return err
@@ -125,7 +78,7 @@ func (n *ns) listen(addr netip.AddrPort) (*listener, error) {
 		if l.fd >= 0 {
 			unix.Close(l.fd)
 		}
-		return nil, fmt.Errorf("listen %s in %s: %w", addr, n.name, err)
+		return nil, fmt.Errorf("listen %s in %s: %w", addr, n.Name, err)
 	}
 	return l, nil
 }
@@ -172,16 +125,16 @@ func (l *listener) close() (time.Time, error) {
 // plug connects the root namespace (interface rootName, address rootCIDR) to n
 // (interface eth0, address peerCIDR, default route back to the root side, lo up), makes
 // n own every address of anyIP, and routes anyIP from the root namespace to n.
-func plug(rootName string, n *ns, rootCIDR, peerCIDR string, anyIP netip.Prefix) error {
-	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: rootName}, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(n.h))}
-	if err := netlink.LinkAdd(v); err != nil {
-		return fmt.Errorf("veth %s to %s: %w", rootName, n.name, err)
-	}
-	link, err := netlink.LinkByName(rootName)
+func plug(rootName string, n *vmlab.NS, rootCIDR, peerCIDR string, anyIP netip.Prefix) error {
+	ra, err := netlink.ParseAddr(rootCIDR)
 	if err != nil {
 		return err
 	}
-	ra, err := netlink.ParseAddr(rootCIDR)
+	pa, err := netlink.ParseAddr(peerCIDR)
+	if err != nil {
+		return err
+	}
+	link, err := vmlab.Veth(rootName, n, "eth0", []string{peerCIDR}, ra.IP.String())
 	if err != nil {
 		return err
 	}
@@ -191,33 +144,14 @@ func plug(rootName string, n *ns, rootCIDR, peerCIDR string, anyIP netip.Prefix)
 	if err := netlink.LinkSetUp(link); err != nil {
 		return err
 	}
-	h, err := netlink.NewHandleAt(n.h, unix.NETLINK_ROUTE)
+	h, err := n.Netlink()
 	if err != nil {
-		return fmt.Errorf("netlink in %s: %w", n.name, err)
+		return err
 	}
 	defer h.Close()
 	lo, err := h.LinkByName("lo")
 	if err != nil {
 		return err
-	}
-	eth, err := h.LinkByName("eth0")
-	if err != nil {
-		return err
-	}
-	pa, err := netlink.ParseAddr(peerCIDR)
-	if err != nil {
-		return err
-	}
-	if err := h.AddrAdd(eth, pa); err != nil {
-		return fmt.Errorf("address %s in %s: %w", peerCIDR, n.name, err)
-	}
-	for _, l := range []netlink.Link{lo, eth} {
-		if err := h.LinkSetUp(l); err != nil {
-			return fmt.Errorf("%s up in %s: %w", l.Attrs().Name, n.name, err)
-		}
-	}
-	if err := h.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: ra.IP}); err != nil {
-		return fmt.Errorf("default route in %s: %w", n.name, err)
 	}
 	// "ip route add local <anyIP> dev lo" (table local): every address of the prefix is
 	// this namespace's own, without one interface address per real server.
@@ -226,12 +160,12 @@ func plug(rootName string, n *ns, rootCIDR, peerCIDR string, anyIP netip.Prefix)
 		Table: unix.RT_TABLE_LOCAL, Scope: unix.RT_SCOPE_HOST, Protocol: unix.RTPROT_STATIC,
 	}
 	if err := h.RouteAdd(local); err != nil {
-		return fmt.Errorf("local route %s in %s: %w", anyIP, n.name, err)
+		return fmt.Errorf("local route %s in %s: %w", anyIP, n.Name, err)
 	}
 	if err := netlink.RouteAdd(&netlink.Route{Dst: ipNet(anyIP), Gw: pa.IP}); err != nil {
 		return fmt.Errorf("route %s via %s: %w", anyIP, pa.IP, err)
 	}
-	return n.sysctl("net/core/somaxconn", fmt.Sprint(backlog))
+	return n.Sysctl("net.core.somaxconn", fmt.Sprint(backlog))
 }
 
 func ipNet(p netip.Prefix) *net.IPNet {
@@ -240,7 +174,7 @@ func ipNet(p netip.Prefix) *net.IPNet {
 
 // farm is the namespace of the real servers with their one listener.
 type farm struct {
-	ns    *ns
+	ns    *vmlab.NS
 	ln    *listener
 	total atomic.Int64
 	tal   *tally // indexed by the last two bytes of the address
@@ -250,7 +184,7 @@ type farm struct {
 const acceptors = 2
 
 func newFarm() (*farm, error) {
-	n, err := newNS("farm")
+	n, err := vmlab.NewNS("farm")
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +192,7 @@ func newFarm() (*farm, error) {
 		return nil, err
 	}
 	f := &farm{ns: n, tal: newTally(1 << 16)}
-	f.ln, err = n.listen(netip.AddrPortFrom(netip.IPv4Unspecified(), 80))
+	f.ln, err = listen(n, netip.AddrPortFrom(netip.IPv4Unspecified(), 80))
 	if err != nil {
 		return nil, err
 	}
@@ -277,7 +211,7 @@ func farmIndex(a netip.Addr) int {
 
 // victims is the namespace of the real servers whose listeners the test closes.
 type victims struct {
-	ns   *ns
+	ns   *vmlab.NS
 	capt *capture
 	mu   sync.Mutex
 	lns  map[int]*listener
@@ -287,7 +221,7 @@ type victims struct {
 }
 
 func newVictims() (*victims, error) {
-	n, err := newNS("victims")
+	n, err := vmlab.NewNS("victims")
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +243,7 @@ func (v *victims) open(k int) error {
 	if v.lns[k] != nil {
 		return nil
 	}
-	ln, err := v.ns.listen(netip.AddrPortFrom(victimAddr(k), 80))
+	ln, err := listen(v.ns, netip.AddrPortFrom(victimAddr(k), 80))
 	if err != nil {
 		return err
 	}
@@ -351,9 +285,9 @@ type synEvent struct {
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-func openCapture(n *ns, ifname string) (*capture, error) {
+func openCapture(n *vmlab.NS, ifname string) (*capture, error) {
 	c := &capture{fd: -1, done: make(chan struct{})}
-	err := n.do(func() error {
+	err := n.Do(func() error {
 		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return err
@@ -376,7 +310,7 @@ func openCapture(n *ns, ifname string) (*capture, error) {
 		if c.fd >= 0 {
 			unix.Close(c.fd)
 		}
-		return nil, fmt.Errorf("capture on %s in %s: %w", ifname, n.name, err)
+		return nil, fmt.Errorf("capture on %s in %s: %w", ifname, n.Name, err)
 	}
 	go c.read()
 	return c, nil

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"gokeepalived/tests/vm/vmlab"
 )
 
 // daemon is one of the two implementations under test.
@@ -143,10 +145,7 @@ type stamped struct {
 
 // proc is a daemon the test started, its output kept line by line with arrival times.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	*vmlab.Proc
 
 	mu      sync.Mutex
 	partial []byte
@@ -224,61 +223,47 @@ func (p *proc) markedDown(d daemon, addr netip.Addr, t time.Time) bool {
 
 func startProc(t *testing.T, name string, args, env []string) *proc {
 	t.Helper()
-	p := &proc{name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(args[0], args[1:]...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
+	p := &proc{Proc: vmlab.NewProc(name, args...)}
+	p.Cmd.Env = append(os.Environ(), env...)
+	p.Cmd.Stdout, p.Cmd.Stderr = p, p
+	if err := p.Start(nil); err != nil {
+		t.Fatal(err)
 	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
 	t.Cleanup(func() {
-		if !p.exited() {
-			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
+		if !p.Exited() {
+			_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
+			<-p.Done()
 		}
 		if t.Failed() {
-			t.Logf("%s output (tail):\n%s", p.name, p.tail(60))
+			t.Logf("%s output (tail):\n%s", p.Name, p.tail(60))
 		}
 	})
 	return p
 }
 
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM and waits for the exit; it returns how long that took.
+// stop sends SIGTERM and waits for the exit; it returns how long that took. After
+// timeout it kills the whole process group.
 func (p *proc) stop(timeout time.Duration) (time.Duration, error) {
 	start := time.Now()
-	if p.exited() {
-		return 0, fmt.Errorf("%s had already exited: %v", p.name, p.err)
+	if p.Exited() {
+		return 0, fmt.Errorf("%s had already exited: %v", p.Name, p.Err())
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return 0, err
 	}
 	select {
-	case <-p.done:
+	case <-p.Done():
 		return time.Since(start), nil
 	case <-time.After(timeout):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-		return time.Since(start), fmt.Errorf("%s did not exit within %v of SIGTERM; killed", p.name, timeout)
+		_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
+		<-p.Done()
+		return time.Since(start), fmt.Errorf("%s did not exit within %v of SIGTERM; killed", p.Name, timeout)
 	}
 }
 
 // pids returns the daemon's process and its descendants (keepalived's checker child).
 func (p *proc) pids() []int {
-	root := p.cmd.Process.Pid
+	root := p.Cmd.Process.Pid
 	parent := map[int]int{}
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -501,12 +486,12 @@ func waitProgrammed(t *testing.T, p *proc, l layout, start time.Time, every, tim
 		if kt.services == l.vs && kt.destCount() == l.total() {
 			return time.Since(start), median(reads)
 		}
-		if p.exited() {
-			t.Fatalf("%s exited: %v\n%s", p.name, p.err, p.tail(40))
+		if p.Exited() {
+			t.Fatalf("%s exited: %v\n%s", p.Name, p.Err(), p.tail(40))
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: after %v the table has %d services and %d destinations, want %d and %d",
-				p.name, timeout, kt.services, kt.destCount(), l.vs, l.total())
+				p.Name, timeout, kt.services, kt.destCount(), l.vs, l.total())
 		}
 		time.Sleep(every)
 	}

@@ -326,8 +326,8 @@ func (l *lab) scale(t *testing.T, d daemon, lay layout, conf string, settle, win
 	}
 
 	time.Sleep(settle)
-	if p.exited() {
-		t.Fatalf("%s exited: %v\n%s", d.name, p.err, p.tail(40))
+	if p.Exited() {
+		t.Fatalf("%s exited: %v\n%s", d.name, p.Err(), p.tail(40))
 	}
 
 	// The measuring window.
@@ -340,7 +340,7 @@ func (l *lab) scale(t *testing.T, d daemon, lay layout, conf string, settle, win
 	b0, t0 := vmCPU()
 	n0 := l.accepted()
 	if d.profile {
-		_ = syscall.Kill(p.cmd.Process.Pid, syscall.SIGUSR1)
+		_ = syscall.Kill(p.Cmd.Process.Pid, syscall.SIGUSR1)
 	}
 	w0 := time.Now()
 	l.farm.tal.from.Store(w0.UnixNano())
@@ -360,7 +360,7 @@ func (l *lab) scale(t *testing.T, d daemon, lay layout, conf string, settle, win
 	c1, s1 := readUsage(pids), readUsage(self)
 	th1 := readThreads(pids[0])
 	if d.profile {
-		_ = syscall.Kill(p.cmd.Process.Pid, syscall.SIGUSR2)
+		_ = syscall.Kill(p.Cmd.Process.Pid, syscall.SIGUSR2)
 		time.Sleep(time.Second)
 		for wait := time.Now().Add(20 * time.Second); r.EngineStats == "" && time.Now().Before(wait); time.Sleep(100 * time.Millisecond) {
 			r.EngineStats = p.lastLine("ENGINE-STATS ")
