@@ -2,23 +2,16 @@ package check
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"math"
-	"os"
 	"sync/atomic"
 	"time"
 
 	"gokeepalived/parser"
 )
 
-const (
-	// fileReadLen is how much of a track file keepalived reads.
-	fileReadLen = 127
-	// fileMaxWeight is the largest IPVS weight a dynamic FILE_CHECK sets.
-	fileMaxWeight = 65535
-)
+// fileMaxWeight is the largest IPVS weight a dynamic FILE_CHECK sets.
+const fileMaxWeight = 65535
 
 // fileProbe is a FILE_CHECK: it reads the number in the track_file's file, as keepalived
 // does (the first 127 bytes parsed like strtol(buf, NULL, 0); a missing, empty or
@@ -63,7 +56,7 @@ func (p *fileProbe) Check(ctx context.Context) Result {
 	if err := ctx.Err(); err != nil {
 		return probeResult(start, fmt.Errorf("FILE_CHECK %s: %w", p.path, err))
 	}
-	v, ok := fileRead(p.path)
+	v, ok := ReadTrackFile(p.path)
 	if ok {
 		p.last.Store(v)
 	} else {
@@ -95,72 +88,4 @@ func fileReverseNote(reverse bool) string {
 		return " reverse"
 	}
 	return ""
-}
-
-// fileRead reads the value of a track file: false when the number is out of the 32-bit
-// range (keepalived then ignores the read). A file that cannot be read is 0.
-func fileRead(path string) (int64, bool) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, true
-	}
-	defer f.Close()
-	buf := make([]byte, fileReadLen)
-	n, err := io.ReadFull(f, buf)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return 0, true
-	}
-	v, ok := fileParseValue(buf[:n])
-	if !ok || v < math.MinInt32 || v > math.MaxInt32 {
-		return 0, false
-	}
-	return v, true
-}
-
-// fileParseValue parses b like C's strtol(b, NULL, 0): leading blanks, a sign, then
-// decimal, 0x hexadecimal or 0 octal digits, anything after ignored, no digits = 0.
-// false on overflow of int64.
-func fileParseValue(b []byte) (int64, bool) {
-	i := 0
-	for i < len(b) && (b[i] == ' ' || (b[i] >= '\t' && b[i] <= '\r')) {
-		i++
-	}
-	neg := false
-	if i < len(b) && (b[i] == '+' || b[i] == '-') {
-		neg = b[i] == '-'
-		i++
-	}
-	base := uint64(10)
-	switch {
-	case i+2 < len(b) && b[i] == '0' && b[i+1]|0x20 == 'x' && fileDigit(b[i+2]) < 16:
-		base, i = 16, i+2
-	case i < len(b) && b[i] == '0':
-		base = 8
-	}
-	var v uint64
-	for ; i < len(b); i++ {
-		d := fileDigit(b[i])
-		if d >= base {
-			break
-		}
-		if v > (math.MaxInt64-d)/base {
-			return 0, false
-		}
-		v = v*base + d
-	}
-	if neg {
-		return -int64(v), true
-	}
-	return int64(v), true
-}
-
-// fileDigit is the value of a digit in bases up to 16, or 16 for anything else.
-func fileDigit(c byte) uint64 {
-	switch {
-	case c >= '0' && c <= '9':
-		return uint64(c - '0')
-	case c|0x20 >= 'a' && c|0x20 <= 'f':
-		return uint64(c|0x20-'a') + 10
-	}
-	return 16
 }

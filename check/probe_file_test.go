@@ -2,7 +2,6 @@ package check
 
 import (
 	"context"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,20 +92,6 @@ func TestFileProbeOutOfRange(t *testing.T) {
 		if r := p.Check(context.Background()); r.OK != step.wantOK {
 			t.Errorf("step %d (%q): OK = %v (%v), want %v", i, step.content, r.OK, r.Err, step.wantOK)
 		}
-	}
-}
-
-func TestFileParseValue(t *testing.T) {
-	for in, want := range map[string]int64{
-		"": 0, "42": 42, "-42": -42, "+7": 7, " \t\n12x": 12, "0x1F": 31, "0X1f": 31, "017": 15,
-		"08": 0, "0x": 0, "0xg": 0, "- 3": 0, "9223372036854775807": math.MaxInt64,
-	} {
-		if got, ok := fileParseValue([]byte(in)); !ok || got != want {
-			t.Errorf("fileParseValue(%q) = %d, %v; want %d", in, got, ok, want)
-		}
-	}
-	if _, ok := fileParseValue([]byte("9223372036854775808")); ok {
-		t.Error("int64 overflow accepted")
 	}
 }
 

@@ -25,8 +25,8 @@ const miscKillGrace = time.Second
 //
 // The script gets misc_timeout (else delay_loop), and no more than ctx's deadline: at
 // the first of the two its whole process group gets SIGTERM and the check fails at
-// once; the group gets SIGKILL miscKillGrace later, and the script is reaped in the
-// background.
+// once; the group gets SIGKILL when the script exits or miscKillGrace later, whichever
+// comes first (Script.Stop), and the script is reaped in the background.
 type miscProbe struct {
 	args    []string
 	cred    *syscall.Credential
@@ -113,37 +113,17 @@ func (p *miscProbe) Check(ctx context.Context) Result {
 	fail := func(err error) Result {
 		return probeResult(start, fmt.Errorf("MISC_CHECK %s: %w", strings.Join(p.args, " "), err))
 	}
-	cmd := exec.Command(p.args[0], p.args[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: p.cred}
-	if err := cmd.Start(); err != nil {
+	s, err := StartScript(p.args, p.cred, "")
+	if err != nil {
 		return fail(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-
 	select {
-	case err := <-done:
+	case <-s.Done():
+		_, err := s.Wait()
 		return p.result(start, err, fail)
 	case <-ctx.Done():
 	}
-	// The process group is the script's pid (Setpgid with Pgid 0).
-	pgid := cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	go func() {
-		t := time.NewTimer(p.grace)
-		defer t.Stop()
-		reaped := false
-		select {
-		case <-done:
-			reaped = true
-		case <-t.C:
-		}
-		// Whatever of the group outlived SIGTERM, the script itself or its children.
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		if !reaped {
-			<-done
-		}
-	}()
+	s.Stop(p.grace)
 	return fail(fmt.Errorf("no exit within %v: process group sent SIGTERM, then SIGKILL: %w", time.Since(start).Round(time.Millisecond), context.Cause(ctx)))
 }
 

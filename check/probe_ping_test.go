@@ -12,7 +12,7 @@ import (
 )
 
 // pingProbeFor builds a PING_CHECK probe to addr using sockets of the given mode.
-func pingProbeFor(t testing.TB, addr string, mode pingMode) *pingProbe {
+func pingProbeFor(t testing.TB, addr string, mode PingMode) *pingProbe {
 	t.Helper()
 	p, err := newPingProbe(testChecker("PING_CHECK", netip.AddrPortFrom(netip.MustParseAddr(addr), 0)), nil)
 	if err != nil {
@@ -29,15 +29,15 @@ func TestPingProbeLoopback(t *testing.T) {
 	for _, addr := range []string{"127.0.0.1", "::1"} {
 		for _, m := range []struct {
 			name string
-			mode pingMode
-		}{{"auto", pingAuto}, {"ping socket", pingDgram}, {"raw socket", pingRaw}} {
+			mode PingMode
+		}{{"auto", PingAuto}, {"ping socket", PingDgram}, {"raw socket", PingRaw}} {
 			t.Run(addr+" "+m.name, func(t *testing.T) {
 				p := pingProbeFor(t, addr, m.mode)
-				if c, _, err := p.open(t.Context()); err != nil {
+				if c, err := p.open(t.Context()); err != nil {
 					// A ping socket needs net.ipv4.ping_group_range; raw (and auto, which
 					// falls back to raw) needs only root, which CI has.
 					why := fmt.Sprintf("cannot open the socket: %v", err)
-					if m.mode != pingDgram {
+					if m.mode != PingDgram {
 						probeSkipUnlessCI(t, why)
 					}
 					t.Skip(why)
@@ -64,11 +64,12 @@ func TestPingProbeNetns(t *testing.T) {
 	ns.Addr("v0", "10.8.0.1/24")
 	// A new namespace allows no group ping sockets: auto mode falls back to a raw socket.
 	if err := ns.Do(func() error {
-		r := runProbe(t, pingProbeFor(t, "10.8.0.1", pingAuto), time.Second)
+		r := runProbe(t, pingProbeFor(t, "10.8.0.1", PingAuto), time.Second)
 		if !r.OK {
 			t.Errorf("auto mode without ping sockets: %v", r.Err)
 		}
-		if _, err := pingProbeFor(t, "10.8.0.1", pingDgram).openDgram(); err == nil {
+		if c, err := pingProbeFor(t, "10.8.0.1", PingDgram).open(t.Context()); err == nil {
+			c.Close()
 			t.Error("ping socket allowed in a new namespace: the fallback is not tested")
 		}
 		return nil
@@ -79,13 +80,13 @@ func TestPingProbeNetns(t *testing.T) {
 	tests := []struct {
 		name    string
 		addr    string
-		mode    pingMode
+		mode    PingMode
 		wantErr string
 	}{
-		{"no route, ping socket", "192.0.2.1", pingDgram, "unreachable"},
-		{"no route, raw socket", "192.0.2.1", pingRaw, "unreachable"},
-		{"no answer, ping socket", "10.8.0.2", pingDgram, "no echo reply"},
-		{"no answer, raw socket", "10.8.0.2", pingRaw, "no echo reply"},
+		{"no route, ping socket", "192.0.2.1", PingDgram, "unreachable"},
+		{"no route, raw socket", "192.0.2.1", PingRaw, "unreachable"},
+		{"no answer, ping socket", "10.8.0.2", PingDgram, "no echo reply"},
+		{"no answer, raw socket", "10.8.0.2", PingRaw, "no echo reply"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -104,7 +105,7 @@ func TestPingProbeNetns(t *testing.T) {
 	}
 	// The same address answers once it is the namespace's own.
 	ns.Addr("v0", "10.8.0.2/32")
-	p := pingProbeFor(t, "10.8.0.2", pingAuto)
+	p := pingProbeFor(t, "10.8.0.2", PingAuto)
 	if err := ns.Do(func() error {
 		if r := runProbe(t, p, time.Second); !r.OK {
 			t.Errorf("own address: %v", r.Err)

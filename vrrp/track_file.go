@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"gokeepalived/check"
 	"gokeepalived/parser"
 )
 
@@ -23,10 +23,10 @@ const filePollInterval = time.Second
 
 // FileTracker watches a track_file and reports the number it holds.
 //
-// The file is read as keepalived reads it: its first 127 bytes are parsed like
-// strtol(buf, NULL, 0) (leading blanks, a sign, then decimal, 0x hexadecimal or 0
-// octal digits, anything after ignored). A missing, unreadable, empty or unparsable
-// file is 0, as in keepalived.
+// The file is read as keepalived reads it (check.ReadTrackFile): its first 127 bytes
+// are parsed like strtol(buf, NULL, 0); a missing, unreadable, empty or unparsable
+// file is 0, as in keepalived. A number outside the 32-bit range is taken as read
+// (saturated at the int64 range), where a FILE_CHECK keeps its previous value.
 //
 // Changes are seen through inotify on the file's directory (close after writing,
 // creation by rename, deletion), so replacing the file by rename, the safe way to
@@ -57,7 +57,7 @@ func (t *FileTracker) Run(ctx context.Context, report func(TrackStatus)) {
 	if p, err := filepath.EvalSymlinks(path); err == nil {
 		path = p // keepalived follows a symbolic link once, at start
 	}
-	last := fileRead(path)
+	last, _ := check.ReadTrackFile(path)
 	report(t.status(last, path))
 
 	w := newFileWatch(path, t.log)
@@ -66,7 +66,7 @@ func (t *FileTracker) Run(ctx context.Context, report func(TrackStatus)) {
 	defer stop()
 	for ctx.Err() == nil {
 		w.wait(ctx, t.poll)
-		if v := fileRead(path); v != last {
+		if v, _ := check.ReadTrackFile(path); v != last {
 			last = v
 			report(t.status(v, path))
 		}
@@ -115,69 +115,6 @@ func (t *FileTracker) status(v int64, path string) TrackStatus {
 		Kind: TrackFile, Name: t.cfg.Name, Weight: t.cfg.Weight, Reverse: t.cfg.Reverse,
 		Value: int(v), OK: v == 0, Detail: fmt.Sprintf("%d read from %s", v, path),
 	}
-}
-
-// fileRead reads the value of a track file; anything wrong reads as 0.
-func fileRead(path string) int64 {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	buf := make([]byte, 127)
-	n, err := io.ReadFull(f, buf)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return 0
-	}
-	return fileParseValue(buf[:n])
-}
-
-// fileParseValue parses b like C's strtol(b, NULL, 0), saturating on overflow.
-func fileParseValue(b []byte) int64 {
-	i := 0
-	for i < len(b) && (b[i] == ' ' || (b[i] >= '\t' && b[i] <= '\r')) {
-		i++
-	}
-	neg := false
-	if i < len(b) && (b[i] == '+' || b[i] == '-') {
-		neg = b[i] == '-'
-		i++
-	}
-	base := int64(10)
-	switch {
-	case i+2 < len(b) && b[i] == '0' && (b[i+1]|0x20) == 'x' && fileDigit(b[i+2]) < 16:
-		base, i = 16, i+2
-	case i < len(b) && b[i] == '0':
-		base = 8
-	}
-	var v int64
-	limit := int64(1<<63 - 1)
-	for ; i < len(b); i++ {
-		d := fileDigit(b[i])
-		if d >= base {
-			break
-		}
-		if v > (limit-d)/base {
-			v = limit
-			continue
-		}
-		v = v*base + d
-	}
-	if neg {
-		return -v
-	}
-	return v
-}
-
-// fileDigit returns the value of a digit in bases up to 16, or 16 for anything else.
-func fileDigit(c byte) int64 {
-	switch {
-	case c >= '0' && c <= '9':
-		return int64(c - '0')
-	case c|0x20 >= 'a' && c|0x20 <= 'f':
-		return int64(c|0x20-'a') + 10
-	}
-	return 16
 }
 
 // fileWatch is an inotify watch on the directory of a track file.

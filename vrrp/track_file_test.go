@@ -13,30 +13,6 @@ import (
 	"gokeepalived/parser"
 )
 
-func TestTrackFileParse(t *testing.T) {
-	for in, want := range map[string]int64{
-		"":                      0,
-		"42":                    42,
-		"42\n":                  42,
-		"  \t-17 trailing":      -17,
-		"+5":                    5,
-		"0x1F":                  31,
-		"0X10\n":                16,
-		"010":                   8, // octal, as strtol with base 0
-		"08":                    0,
-		"0x":                    0,
-		"abc":                   0,
-		"- 3":                   0,
-		"12abc":                 12,
-		"99999999999999999999":  1<<63 - 1,
-		"-99999999999999999999": -(1<<63 - 1),
-	} {
-		if got := fileParseValue([]byte(in)); got != want {
-			t.Errorf("fileParseValue(%q) = %d, want %d", in, got, want)
-		}
-	}
-}
-
 func trackNewFile(t *testing.T, cfg *parser.TrackFile, poll time.Duration) *FileTracker {
 	t.Helper()
 	ft, err := NewFileTracker(cfg, nil)

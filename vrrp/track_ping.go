@@ -12,16 +12,11 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
-	"golang.org/x/net/icmp"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
-	"golang.org/x/sys/unix"
-
+	"gokeepalived/check"
 	"gokeepalived/parser"
 )
 
@@ -39,36 +34,24 @@ import (
 // go down, the first result deciding at start). Value is the number of addresses up.
 // The tracker is in Init until every address has its first result.
 //
-// Sockets: NewPingTracker first tries an unprivileged ICMP "ping socket"
-// (SOCK_DGRAM, IPPROTO_ICMP or IPPROTO_ICMPV6; Linux allows it to the groups in
-// net.ipv4.ping_group_range, which also governs IPv6), even as root: the kernel
-// picks the echo identifier and gives each socket only the replies to its own
-// requests. Otherwise it opens a raw ICMP socket (needs CAP_NET_RAW, so root), with
-// an ICMP filter passing only echo replies; a raw socket sees the replies to every
-// ping on the host, which the tracker tells apart by a random identifier and
-// payload of its own. A new network namespace starts with ping_group_range "1 0"
-// (nobody), so there the raw socket is used.
+// Sockets: NewPingTracker opens a check.PingConn per family in check.PingAuto mode: an
+// unprivileged ICMP "ping socket" when net.ipv4.ping_group_range allows it, even as
+// root, else a raw ICMP socket (root), whose replies the tracker tells apart by a
+// random identifier and payload of its own. A new network namespace allows no ping
+// sockets, so there the raw socket is used.
 type PingTracker struct {
 	cfg     *parser.TrackPing
 	log     *slog.Logger
-	socks   [2]*pingSocket // IPv4, IPv6: nil when no address of that family
+	socks   [2]*check.PingConn // IPv4, IPv6: nil when no address of that family
 	targets []pingTarget
-	id      uint16 // echo identifier on raw sockets
 	cookie  []byte // echo payload
-}
-
-// pingSocket is the tracker's ICMP socket of one family.
-type pingSocket struct {
-	conn net.PacketConn
-	raw  bool
-	v6   bool
 }
 
 // pingTarget is one address and its state.
 type pingTarget struct {
 	addr    netip.Addr // without zone, as reply sources come
-	dst     net.Addr
-	sock    *pingSocket
+	dst     netip.Addr // addr with the configured zone
+	sock    *check.PingConn
 	cnt     trackCounter
 	pending bool   // a request is outstanding
 	seq     uint16 // its sequence number
@@ -78,27 +61,18 @@ type pingTarget struct {
 
 // pingReply is a matching echo reply as read from a socket.
 type pingReply struct {
-	sock *pingSocket
+	sock *check.PingConn
 	src  netip.Addr
 	seq  uint16
 }
 
-// pingMode says which sockets may be used.
-type pingMode uint8
-
-const (
-	pingAuto  pingMode = iota // a ping socket if allowed, else a raw socket
-	pingDgram                 // ping sockets only
-	pingRaw                   // raw sockets only
-)
-
 // NewPingTracker opens the tracker's sockets in the network namespace of the calling
 // thread. Run closes them.
 func NewPingTracker(cfg *parser.TrackPing, log *slog.Logger) (*PingTracker, error) {
-	return newPingTracker(cfg, log, pingAuto)
+	return newPingTracker(cfg, log, check.PingAuto)
 }
 
-func newPingTracker(cfg *parser.TrackPing, log *slog.Logger, mode pingMode) (*PingTracker, error) {
+func newPingTracker(cfg *parser.TrackPing, log *slog.Logger, mode check.PingMode) (*PingTracker, error) {
 	if len(cfg.Addresses) == 0 {
 		return nil, fmt.Errorf("vrrp_track_ping %s: no address", cfg.Name)
 	}
@@ -106,10 +80,8 @@ func newPingTracker(cfg *parser.TrackPing, log *slog.Logger, mode pingMode) (*Pi
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return nil, fmt.Errorf("vrrp_track_ping %s: random identifier: %w", cfg.Name, err)
 	}
-	t := &PingTracker{
-		cfg: cfg, log: trackLogger(log, TrackPing, cfg.Name),
-		id: binary.BigEndian.Uint16(rnd[:2]), cookie: rnd[2:],
-	}
+	t := &PingTracker{cfg: cfg, log: trackLogger(log, TrackPing, cfg.Name), cookie: rnd[2:]}
+	id := binary.BigEndian.Uint16(rnd[:2])
 	for _, a := range cfg.Addresses {
 		plain := a.WithZone("").Unmap()
 		fam := 0
@@ -117,94 +89,25 @@ func newPingTracker(cfg *parser.TrackPing, log *slog.Logger, mode pingMode) (*Pi
 			fam = 1
 		}
 		if t.socks[fam] == nil {
-			s, err := pingOpen(fam == 1, mode)
+			s, err := check.OpenPing(context.Background(), check.PingConfig{V6: fam == 1, Mode: mode, ID: id})
 			if err != nil {
 				t.closeSockets()
 				return nil, fmt.Errorf("vrrp_track_ping %s: %w", cfg.Name, err)
 			}
 			t.socks[fam] = s
 		}
-		s := t.socks[fam]
-		ip := net.IP(plain.AsSlice())
-		var dst net.Addr = &net.UDPAddr{IP: ip, Zone: a.Zone()}
-		if s.raw {
-			dst = &net.IPAddr{IP: ip, Zone: a.Zone()}
-		}
-		t.targets = append(t.targets, pingTarget{addr: plain, dst: dst, sock: s, cnt: newTrackCounter(cfg.Rise, cfg.Fall, false)})
+		t.targets = append(t.targets, pingTarget{
+			addr: plain, dst: plain.WithZone(a.Zone()), sock: t.socks[fam],
+			cnt: newTrackCounter(cfg.Rise, cfg.Fall, false),
+		})
 	}
 	return t, nil
-}
-
-// pingOpen opens an ICMP socket of one family as mode allows.
-func pingOpen(v6 bool, mode pingMode) (*pingSocket, error) {
-	var dgramErr error
-	if mode != pingRaw {
-		c, err := pingListenDgram(v6)
-		if err == nil {
-			return &pingSocket{conn: c, v6: v6}, nil
-		}
-		if mode == pingDgram {
-			return nil, err
-		}
-		dgramErr = err
-	}
-	network, laddr := "ip4:icmp", "0.0.0.0"
-	if v6 {
-		network, laddr = "ip6:ipv6-icmp", "::"
-	}
-	c, err := net.ListenPacket(network, laddr)
-	if err != nil {
-		if dgramErr != nil {
-			return nil, fmt.Errorf("%w; raw socket: %w", dgramErr, err)
-		}
-		return nil, fmt.Errorf("raw ICMP socket: %w", err)
-	}
-	if v6 {
-		var f ipv6.ICMPFilter
-		f.SetAll(true)
-		f.Accept(ipv6.ICMPTypeEchoReply)
-		err = ipv6.NewPacketConn(c).SetICMPFilter(&f)
-	} else {
-		var f ipv4.ICMPFilter
-		f.SetAll(true)
-		f.Accept(ipv4.ICMPTypeEchoReply)
-		err = ipv4.NewPacketConn(c).SetICMPFilter(&f)
-	}
-	if err != nil {
-		c.Close()
-		return nil, fmt.Errorf("set ICMP filter: %w", err)
-	}
-	return &pingSocket{conn: c, raw: true, v6: v6}, nil
-}
-
-// pingListenDgram opens a ping socket. (icmp.ListenPacket does the same but opens
-// the socket without close-on-exec, so a script started meanwhile could inherit it.)
-func pingListenDgram(v6 bool) (net.PacketConn, error) {
-	family, proto, sa := unix.AF_INET, unix.IPPROTO_ICMP, unix.Sockaddr(&unix.SockaddrInet4{})
-	if v6 {
-		family, proto, sa = unix.AF_INET6, unix.IPPROTO_ICMPV6, &unix.SockaddrInet6{}
-	}
-	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
-	if err != nil {
-		return nil, fmt.Errorf("ping socket: %w", err)
-	}
-	if err := unix.Bind(fd, sa); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("bind ping socket: %w", err)
-	}
-	f := os.NewFile(uintptr(fd), "ping socket")
-	defer f.Close()
-	c, err := net.FilePacketConn(f)
-	if err != nil {
-		return nil, fmt.Errorf("ping socket: %w", err)
-	}
-	return c, nil
 }
 
 func (t *PingTracker) closeSockets() {
 	for _, s := range t.socks {
 		if s != nil {
-			s.conn.Close()
+			s.Close()
 		}
 	}
 }
@@ -256,11 +159,7 @@ func (t *PingTracker) Run(ctx context.Context, report func(TrackStatus)) {
 			seq++
 			tg.seq, tg.pending, tg.sendErr = seq, true, ""
 			bySeq[seq] = i
-			b, err := (&icmp.Message{Type: t.echoType(tg.sock), Body: &icmp.Echo{ID: int(t.id), Seq: int(seq), Data: t.cookie}}).Marshal(nil)
-			if err == nil {
-				_, err = tg.sock.conn.WriteTo(b, tg.dst)
-			}
-			if err != nil {
+			if err := tg.sock.WriteEcho(tg.dst, seq, t.cookie); err != nil {
 				tg.sendErr = err.Error()
 				t.log.Debug("cannot send echo request", "to", tg.addr, "err", err)
 			}
@@ -325,13 +224,6 @@ func (t *PingTracker) result(tg *pingTarget, ok bool, why string) bool {
 	return true
 }
 
-func (t *PingTracker) echoType(s *pingSocket) icmp.Type {
-	if s.v6 {
-		return ipv6.ICMPTypeEchoRequest
-	}
-	return ipv4.ICMPTypeEcho
-}
-
 // status sums the targets up.
 func (t *PingTracker) status() TrackStatus {
 	st := TrackStatus{
@@ -358,15 +250,12 @@ func (t *PingTracker) status() TrackStatus {
 	return st
 }
 
-// read passes the matching echo replies arriving on s to out until s is closed.
-func (t *PingTracker) read(s *pingSocket, out chan<- pingReply, stop <-chan struct{}) {
-	proto := 1 // ICMP
-	if s.v6 {
-		proto = 58 // ICMPv6
-	}
+// read passes the echo replies with the tracker's payload arriving on s to out until s
+// is closed.
+func (t *PingTracker) read(s *check.PingConn, out chan<- pingReply, stop <-chan struct{}) {
 	buf := make([]byte, 1500)
 	for {
-		n, from, err := s.conn.ReadFrom(buf)
+		r, err := s.ReadEcho(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -381,27 +270,11 @@ func (t *PingTracker) read(s *pingSocket, out chan<- pingReply, stop <-chan stru
 			}
 			continue
 		}
-		m, err := icmp.ParseMessage(proto, buf[:n])
-		if err != nil || (m.Type != ipv4.ICMPTypeEchoReply && m.Type != ipv6.ICMPTypeEchoReply) {
-			continue
-		}
-		echo, ok := m.Body.(*icmp.Echo)
-		if !ok || !bytes.Equal(echo.Data, t.cookie) || (s.raw && echo.ID != int(t.id)) {
-			continue
-		}
-		var ip net.IP
-		switch a := from.(type) {
-		case *net.UDPAddr:
-			ip = a.IP
-		case *net.IPAddr:
-			ip = a.IP
-		}
-		src, ok := netip.AddrFromSlice(ip)
-		if !ok {
+		if !bytes.Equal(r.Data, t.cookie) {
 			continue
 		}
 		select {
-		case out <- pingReply{sock: s, src: src.Unmap(), seq: uint16(echo.Seq)}:
+		case out <- pingReply{sock: s, src: r.Src, seq: r.Seq}:
 		case <-stop:
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"gokeepalived/check"
 	"gokeepalived/parser"
 	"gokeepalived/tests/netns"
 )
@@ -25,7 +26,7 @@ func trackPingCfg(interval, timeout time.Duration, rise, fall int, addrs ...stri
 }
 
 // trackPingIn makes a ping tracker inside ns (nil: the test's own namespace).
-func trackPingIn(t *testing.T, ns *netns.NS, cfg *parser.TrackPing, mode pingMode) *PingTracker {
+func trackPingIn(t *testing.T, ns *netns.NS, cfg *parser.TrackPing, mode check.PingMode) *PingTracker {
 	t.Helper()
 	var pt *PingTracker
 	mk := func() (err error) {
@@ -88,18 +89,18 @@ func TestTrackPingSockets(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name string
-		mode pingMode
+		mode check.PingMode
 		raw  bool
-	}{{"raw", pingRaw, true}, {"ping socket", pingDgram, false}, {"auto in a new namespace", pingAuto, true}} {
+	}{{"raw", check.PingRaw, true}, {"ping socket", check.PingDgram, false}, {"auto in a new namespace", check.PingAuto, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ns := netns.New(t, "ping")
-			if tc.mode == pingDgram {
+			if tc.mode == check.PingDgram {
 				ns.Run("sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647")
 			}
 			pt := trackPingIn(t, ns, trackPingCfg(20*time.Millisecond, 15*time.Millisecond, 1, 1, "127.0.0.1", "::1"), tc.mode)
 			for i, s := range pt.socks {
-				if s == nil || s.raw != tc.raw {
+				if s == nil || s.Raw() != tc.raw {
 					t.Fatalf("socket %d = %+v, want raw %v", i, s, tc.raw)
 				}
 			}
@@ -122,7 +123,7 @@ func TestTrackPingLab(t *testing.T) {
 	const interval, rise, fall = 50 * time.Millisecond, 2, 3
 	cfg := trackPingCfg(interval, 40*time.Millisecond, rise, fall, "10.93.0.2", "10.93.0.3")
 	cfg.Quorum, cfg.Weight = 2, 10
-	pt := trackPingIn(t, a, cfg, pingAuto)
+	pt := trackPingIn(t, a, cfg, check.PingAuto)
 	rec := &trackRecorder{}
 	trackRun(t, rec, pt.Run)
 
@@ -182,7 +183,7 @@ func TestTrackPingMany(t *testing.T) {
 		addrs = append(addrs, fmt.Sprintf("10.94.1.%d", i))
 	}
 	cfg := trackPingCfg(50*time.Millisecond, 40*time.Millisecond, 1, 2, addrs...)
-	pt := trackPingIn(t, a, cfg, pingAuto)
+	pt := trackPingIn(t, a, cfg, check.PingAuto)
 	rec := &trackRecorder{}
 	trackRun(t, rec, pt.Run)
 	trackWaitUp(t, rec, 50)

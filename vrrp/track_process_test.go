@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,6 +47,19 @@ func trackStartProc(t *testing.T, bin string, args ...string) *exec.Cmd {
 			_ = cmd.Wait()
 		}
 	})
+	// Wait until /proc shows the new program's command line: the tests compare it, and
+	// a busy machine was seen to show another one right after Start.
+	want := strings.Join(append([]string{bin}, args...), "\x00") + "\x00"
+	cmdline := fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if b, err := os.ReadFile(cmdline); err == nil && string(b) == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(cmdline)
+			t.Fatalf("%s is %q after 10 s, want %q", cmdline, b, want)
+		}
+	}
 	return cmd
 }
 

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"gokeepalived/check"
 	"gokeepalived/parser"
 )
 
@@ -28,8 +29,8 @@ const scriptKillGrace = 2 * time.Second
 // needs root), in a process group of its own. A run still going when the next is due
 // makes that next run be skipped, as keepalived does ("expect idle - skipping run").
 // A run that takes longer than the timeout counts as a failure: its whole process
-// group gets SIGTERM, then SIGKILL after a grace of 2 s, and once the script is gone
-// whatever it left in its group gets SIGKILL too. A script that cannot be started
+// group gets SIGTERM, then SIGKILL once the script is gone or after a grace of 2 s,
+// whichever comes first (check.Script.Stop). A script that cannot be started
 // counts as a failure. Exit status 0 is success; anything else, or death by a signal,
 // is failure.
 //
@@ -108,20 +109,9 @@ func scriptParseID(s string) uint32 {
 
 // scriptRun is one run of the script.
 type scriptRun struct {
-	cmd      *exec.Cmd
+	script   *check.Script
 	timedOut bool        // the timeout passed: the run is a failure whatever it returns
-	timer    *time.Timer // the timeout, then the SIGTERM→SIGKILL grace
-}
-
-// scriptResult is how a run ended.
-type scriptResult struct {
-	state *os.ProcessState
-	err   error
-}
-
-// signal sends sig to the run's whole process group.
-func (r *scriptRun) signal(sig syscall.Signal) {
-	_ = syscall.Kill(-r.cmd.Process.Pid, sig)
+	timer    *time.Timer // the timeout
 }
 
 // Run runs the script until ctx ends; a run in progress then gets SIGKILL (its whole
@@ -136,11 +126,10 @@ func (t *ScriptTracker) Run(ctx context.Context, report func(TrackStatus)) {
 
 	tick := time.NewTicker(t.interval)
 	defer tick.Stop()
-	results := make(chan scriptResult, 1)
 
 	var cur *scriptRun
 	start := func() {
-		r, err := t.start(results)
+		r, err := t.start()
 		if err != nil {
 			t.log.Warn("cannot run script", "err", err)
 			if cnt.add(false) {
@@ -153,15 +142,16 @@ func (t *ScriptTracker) Run(ctx context.Context, report func(TrackStatus)) {
 	start()
 	for {
 		var timerC <-chan time.Time
+		var doneC <-chan struct{}
 		if cur != nil {
-			timerC = cur.timer.C
+			timerC, doneC = cur.timer.C, cur.script.Done()
 		}
 		select {
 		case <-ctx.Done():
 			if cur != nil {
 				cur.timer.Stop()
-				cur.signal(syscall.SIGKILL)
-				<-results
+				cur.script.Signal(syscall.SIGKILL)
+				<-cur.script.Done()
 			}
 			return
 		case <-tick.C:
@@ -175,16 +165,11 @@ func (t *ScriptTracker) Run(ctx context.Context, report func(TrackStatus)) {
 			}
 			start()
 		case <-timerC:
-			if cur.timedOut {
-				cur.signal(syscall.SIGKILL) // the grace is over
-				continue
-			}
 			cur.timedOut = true
-			cur.signal(syscall.SIGTERM)
-			cur.timer.Reset(t.grace)
-		case res := <-results:
+			cur.script.Stop(t.grace)
+		case <-doneC:
 			cur.timer.Stop()
-			ok, detail := t.judge(cur, res)
+			ok, detail := t.judge(cur)
 			cur = nil
 			if cnt.add(ok) {
 				report(t.status(&cnt, detail))
@@ -193,34 +178,26 @@ func (t *ScriptTracker) Run(ctx context.Context, report func(TrackStatus)) {
 	}
 }
 
-// start starts one run; its result arrives on results.
-func (t *ScriptTracker) start(results chan<- scriptResult) (*scriptRun, error) {
+// start starts one run.
+func (t *ScriptTracker) start() (*scriptRun, error) {
 	args := t.cfg.Script.Args
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: t.cred}
-	if err := cmd.Start(); err != nil {
+	s, err := check.StartScript(args, t.cred, "/")
+	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", args[0], err)
 	}
-	go func() {
-		err := cmd.Wait()
-		results <- scriptResult{state: cmd.ProcessState, err: err}
-	}()
-	return &scriptRun{cmd: cmd, timer: time.NewTimer(t.timeout)}, nil
+	return &scriptRun{script: s, timer: time.NewTimer(t.timeout)}, nil
 }
 
-// judge interprets how a run ended. A run that timed out is a failure; whatever it
-// left behind in its process group is killed.
-func (t *ScriptTracker) judge(r *scriptRun, res scriptResult) (ok bool, detail string) {
+// judge interprets how a run ended. A run that timed out is a failure.
+func (t *ScriptTracker) judge(r *scriptRun) (ok bool, detail string) {
 	if r.timedOut {
-		r.signal(syscall.SIGKILL)
 		return false, fmt.Sprintf("timed out after %v", t.timeout)
 	}
-	st := res.state
+	st, err := r.script.Wait()
 	var exitErr *exec.ExitError
 	switch {
-	case st == nil || (res.err != nil && !errors.As(res.err, &exitErr)):
-		return false, fmt.Sprintf("wait: %v", res.err)
+	case st == nil || (err != nil && !errors.As(err, &exitErr)):
+		return false, fmt.Sprintf("wait: %v", err)
 	case st.Exited() && st.ExitCode() == 0:
 		return true, "exit status 0"
 	case st.Exited():
