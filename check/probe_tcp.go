@@ -15,6 +15,7 @@ import (
 // Connections are made by the process's tcpLoop, without a goroutine per attempt.
 type tcpProbe struct {
 	target probeTarget
+	sa     *sysAddr // the target's address for the loop; nil when it has a zone
 }
 
 func newTCPProbe(c *parser.Checker, rs *parser.RealServer) (*tcpProbe, error) {
@@ -22,7 +23,13 @@ func newTCPProbe(c *parser.Checker, rs *parser.RealServer) (*tcpProbe, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tcpProbe{target: t}, nil
+	p := &tcpProbe{target: t}
+	if t.dst.Addr().Zone() == "" { // the address never changes: make it once
+		if p.sa, err = newSysAddr(t.dst.Addr(), t.dst.Port()); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
 }
 
 // Check connects to the target within ctx.
@@ -65,7 +72,7 @@ func (p *tcpProbe) startAsync(timeout time.Duration, urgent bool, done func(Resu
 		go finish(err, 0)
 		return func() {}
 	}
-	c := &tcpConnect{target: &p.target, timeout: timeout, urgent: urgent, done: finish}
+	c := &tcpConnect{target: &p.target, sa: p.sa, timeout: timeout, urgent: urgent, done: finish}
 	l.submit(c)
 	return func() { l.cancel(c) }
 }

@@ -36,8 +36,10 @@ type tcpConnect struct {
 	// connection was established; took is the time from the connect(2) call.
 	done func(err error, took time.Duration)
 
-	fd        int       // the socket, made by submit; -1 when it could not be
-	sa        *sysAddr  // where to connect, zone resolved in the caller's namespace
+	fd int // the socket, made by submit; -1 when it could not be
+	// sa is where to connect: given by the probe when its address has no zone, made
+	// by submit otherwise (the zone's interface looked up in the caller's namespace).
+	sa        *sysAddr
 	err       error     // why the socket could not be made
 	begin     time.Time // the connect(2) call
 	deadline  time.Time // begin + timeout
@@ -63,8 +65,9 @@ type tcpLoop struct {
 	sleeping bool          // the loop waits in epoll_wait with a timeout other than 0
 
 	// Owned by the loop's goroutine.
-	open      map[int32]*tcpConnect // sockets in the epoll set by descriptor
-	deadlines []*tcpConnect         // min-heap by deadline
+	open      []*tcpConnect // sockets in the epoll set, indexed by descriptor
+	batch     []*tcpConnect // connectQueued's buffer
+	deadlines []*tcpConnect // min-heap by deadline
 }
 
 var (
@@ -96,7 +99,7 @@ func newTCPLoop() (*tcpLoop, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("TCP_CHECK loop: adding the eventfd: %w", err)
 	}
-	l := &tcpLoop{epfd: epfd, evfd: evfd, open: map[int32]*tcpConnect{}}
+	l := &tcpLoop{epfd: epfd, evfd: evfd, batch: make([]*tcpConnect, 0, tcpLoopBatch)}
 	go l.run()
 	return l, nil
 }
@@ -106,7 +109,7 @@ func newTCPLoop() (*tcpLoop, error) {
 // when the socket could not be made. It never blocks on the network.
 func (l *tcpLoop) submit(c *tcpConnect) {
 	c.index = -1
-	c.fd, c.sa, c.err = c.target.socket()
+	c.fd, c.sa, c.err = c.target.socket(c.sa)
 	if c.err != nil {
 		c.err = fmt.Errorf("%w: %w", errNotRun, c.err)
 	}
@@ -198,7 +201,10 @@ func (l *tcpLoop) ready(ev unix.EpollEvent, now time.Time) {
 		_, _ = unix.Read(l.evfd, buf[:])
 		return
 	}
-	c := l.open[ev.Fd]
+	var c *tcpConnect
+	if int(ev.Fd) < len(l.open) {
+		c = l.open[ev.Fd]
+	}
 	if c == nil {
 		return
 	}
@@ -239,10 +245,11 @@ func (l *tcpLoop) takeCancels() {
 // connectQueued starts up to tcpLoopBatch queued requests, the urgent ones first.
 func (l *tcpLoop) connectQueued() {
 	l.mu.Lock()
-	batch := make([]*tcpConnect, 0, tcpLoopBatch)
+	batch := l.batch[:0]
 	batch, l.urgent = tcpTake(batch, l.urgent)
 	batch, l.queue = tcpTake(batch, l.queue)
 	l.mu.Unlock()
+	defer clear(batch) // no references kept to finished attempts
 	for _, c := range batch {
 		l.mu.Lock()
 		cancelled := c.cancelled
@@ -287,7 +294,10 @@ func (l *tcpLoop) start(c *tcpConnect) {
 		c.done(fmt.Errorf("%w: epoll_ctl: %w", errNotRun, err), time.Since(c.begin))
 		return
 	}
-	l.open[int32(c.fd)] = c
+	if c.fd >= len(l.open) {
+		l.open = append(l.open, make([]*tcpConnect, c.fd+1-len(l.open))...)
+	}
+	l.open[c.fd] = c
 	l.pushDeadline(c)
 }
 
@@ -295,7 +305,7 @@ func (l *tcpLoop) start(c *tcpConnect) {
 // reached at now.
 func (l *tcpLoop) finish(c *tcpConnect, err error, now time.Time) {
 	took := now.Sub(c.begin)
-	delete(l.open, int32(c.fd))
+	l.open[c.fd] = nil
 	l.removeDeadline(c)
 	sysClose(c.fd)
 	l.mu.Lock()
@@ -307,14 +317,12 @@ func (l *tcpLoop) finish(c *tcpConnect, err error, now time.Time) {
 // socket opens a non-blocking TCP socket of the target's family with the checker's
 // options, bound to bindto/bind_port, and returns it with the address to connect it
 // to. Interface names are looked up here, in the caller's network namespace.
-func (t *probeTarget) socket() (int, *sysAddr, error) {
-	dst, err := probeZoneIndex(t.dst.Addr())
-	if err != nil {
-		return -1, nil, err
-	}
-	sa, err := newSysAddr(dst, t.dst.Port())
-	if err != nil {
-		return -1, nil, err
+func (t *probeTarget) socket(sa *sysAddr) (int, *sysAddr, error) {
+	if sa == nil {
+		var err error
+		if sa, err = t.connectAddr(); err != nil {
+			return -1, nil, err
+		}
 	}
 	fd, err := sysSocket(sa.family())
 	if err != nil {
@@ -334,6 +342,16 @@ func (t *probeTarget) socket() (int, *sysAddr, error) {
 		}
 	}
 	return fd, sa, nil
+}
+
+// connectAddr is the address to connect to, with the interface of a zone looked up
+// now (see probeZoneIndex).
+func (t *probeTarget) connectAddr() (*sysAddr, error) {
+	dst, err := probeZoneIndex(t.dst.Addr())
+	if err != nil {
+		return nil, err
+	}
+	return newSysAddr(dst, t.dst.Port())
 }
 
 // prepare sets the checker's socket options on fd and binds it to bindto/bind_port.
