@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gokeepalived/parser"
@@ -74,8 +75,11 @@ type Options struct {
 	// runner's. It may take its time or call the runner: checks go on meanwhile
 	// and later transitions queue up. It must not call Stop.
 	OnTransition func(Transition)
-	Rand         *rand.Rand   // source of the warmup draws; nil: math/rand/v2's
-	Log          *slog.Logger // probes that panic or ignore their deadline; nil: none
+	// Spawn starts the goroutine of an attempt (of every probe but TCP_CHECK's); nil:
+	// `go f()`. Tests use it to make a goroutine start late.
+	Spawn func(f func())
+	Rand  *rand.Rand   // source of the warmup draws; nil: math/rand/v2's
+	Log   *slog.Logger // probes that panic or ignore their deadline; nil: none
 }
 
 // Stats are the runner's counters since it was made.
@@ -166,6 +170,7 @@ type Runner struct {
 	grace        time.Duration
 	startDelay   time.Duration
 	slack        time.Duration
+	spawn        func(func())
 	onTransition func(Transition)
 	rand         *rand.Rand
 	log          *slog.Logger
@@ -231,7 +236,11 @@ type runAttempt struct {
 	cancel     context.CancelFunc
 	planned    time.Time
 	dispatched time.Time
-	abandoned  bool
+	timeout    time.Duration
+	// begun is when the attempt's goroutine started (UnixNano of the runner's clock),
+	// 0 until then: its deadline counts from there.
+	begun     atomic.Int64
+	abandoned bool
 }
 
 // NewRunner returns a runner without checks; Update gives it some.
@@ -242,6 +251,7 @@ func NewRunner(o Options) *Runner {
 		grace:        cmp.Or(o.Grace, time.Second),
 		startDelay:   o.StartDelay,
 		slack:        o.Slack,
+		spawn:        o.Spawn,
 		onTransition: o.OnTransition,
 		rand:         o.Rand,
 		log:          cmp.Or(o.Log, slog.New(slog.DiscardHandler)),
@@ -256,6 +266,9 @@ func NewRunner(o Options) *Runner {
 	}
 	if r.clock == nil {
 		r.clock = SystemClock{}
+	}
+	if r.spawn == nil {
+		r.spawn = func(f func()) { go f() }
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	if r.onTransition != nil {

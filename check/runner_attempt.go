@@ -89,9 +89,12 @@ func (r *Runner) runStart(c *runCheck, planned, now time.Time) {
 		a.cancel = ap.startAsync(timeout, urgent, func(res Result) { r.runAsyncDone(a, res) })
 		return
 	}
-	a.ctx, a.cancel = context.WithTimeout(r.ctx, timeout)
+	// The attempt's deadline counts from its goroutine's start (runAttempt): a
+	// goroutine that waits for a CPU delays the check instead of failing it.
+	a.timeout = timeout
+	a.ctx, a.cancel = context.WithCancel(r.ctx)
 	r.deadlines.set(&c.deadline, now.Add(timeout+r.grace))
-	go r.runAttempt(a)
+	r.spawn(func() { r.runAttempt(a) })
 }
 
 // asyncProbe is a Probe that runs without a goroutine of its own (TCP_CHECK's
@@ -115,8 +118,11 @@ func (r *Runner) runAsyncDone(a *runAttempt, res Result) {
 // runAttempt calls the probe in the attempt's goroutine and reports its result.
 func (r *Runner) runAttempt(a *runAttempt) {
 	begin := r.clock.Now()
-	res, stack := runCall(a.ctx, a.probe)
+	a.begun.Store(begin.UnixNano())
+	ctx, cancel := context.WithTimeout(a.ctx, a.timeout)
+	res, stack := runCall(ctx, a.probe)
 	end := r.clock.Now()
+	cancel()
 	a.cancel()
 	if res.Latency == 0 {
 		res.Latency = end.Sub(begin)
@@ -174,10 +180,22 @@ func (r *Runner) runFinish(a *runAttempt, res Result, panicked bool, begin, end 
 // abandonLogEvery limits the "ignored its deadline" warning.
 const abandonLogEvery = 10 * time.Second
 
-// runAbandon fails the attempt of c whose probe is past its deadline and grace, and
-// frees its slot; the probe's call is left to end on its own.
+// runAbandon fails the attempt of c whose probe is past its deadline and grace counted
+// from its goroutine's start, and frees its slot; the probe's call is left to end on
+// its own. An attempt whose goroutine started late, or has not started, gets its time.
 func (r *Runner) runAbandon(c *runCheck, now time.Time) {
 	a := c.cur
+	switch begun := a.begun.Load(); {
+	case begun == 0:
+		// The goroutine has not started: the machine is starved, the server is not
+		// at fault. Look again a grace later.
+		r.deadlines.set(&c.deadline, now.Add(r.grace))
+		return
+	case time.Unix(0, begun).Add(a.timeout + r.grace).After(now):
+		// It started late: its deadline and grace count from its start.
+		r.deadlines.set(&c.deadline, time.Unix(0, begun).Add(a.timeout+r.grace))
+		return
+	}
 	r.deadlines.remove(&c.deadline)
 	c.cur, c.hung = nil, a
 	a.abandoned = true

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -342,6 +343,55 @@ func TestRunnerPanic(t *testing.T) {
 	}
 	if st := h.r.Snapshot().Stats; st.Panics != 1 || st.Running != 0 || st.InFlight != 0 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestRunnerLateGoroutine starts attempts' goroutines late, as a starved machine does:
+// the deadline counts from the goroutine's start, so an attempt that has not started,
+// or started late, is not failed, and the probe still gets its whole connect_timeout.
+func TestRunnerLateGoroutine(t *testing.T) {
+	var h *runHarness
+	var mu sync.Mutex
+	type start struct {
+		pk *runPark
+		f  func()
+	}
+	var held []start
+	spawn := func(f func()) {
+		pk := &runPark{}
+		h.park(pk) // held on purpose: settle need not wait for it
+		mu.Lock()
+		held = append(held, start{pk, f})
+		mu.Unlock()
+	}
+	h = runNewHarness(t, Options{Grace: time.Second, Spawn: spawn})
+	slow := runPass
+	slow.take = 1500 * time.Millisecond // within connect_timeout 2 s of its own start
+	p := h.probe(slow)
+	h.update(Check{ID: "c", RS: "rs", Probe: p, Timing: runTiming(10, 2, 0, 1)})
+	// The goroutine does not start for 5 s, past connect_timeout + grace from the dispatch.
+	h.clk.Advance(5 * time.Second)
+	if st := h.r.Snapshot().Stats; st.Abandoned != 0 || st.Failed != 0 {
+		t.Fatalf("an attempt whose goroutine has not started was failed: %+v", st)
+	}
+	mu.Lock()
+	st0 := held[0]
+	mu.Unlock()
+	h.unpark(st0.pk) // settle now waits until the probe is in its call
+	go st0.f()
+	h.settle()
+	// It started at 5 s; 2.5 s later (past dispatch + timeout + grace) it is not
+	// abandoned, and at 6.5 s its probe returns a success.
+	h.clk.Advance(2500 * time.Millisecond)
+	if got := p.times(); !slices.Equal(got, runSecs(5)) {
+		t.Errorf("probe called at %v, want 5s", got)
+	}
+	st := h.r.Snapshot().Stats
+	if st.Abandoned != 0 || st.Failed != 0 || st.Completed != 1 {
+		t.Errorf("stats %+v: want the late attempt completed, nothing failed", st)
+	}
+	if got, want := h.events(), []runEv{{0, "rs", true, -1}}; !slices.Equal(got, want) {
+		t.Errorf("transitions %v, want only the first state %v", got, want)
 	}
 }
 
