@@ -151,7 +151,7 @@ type Snapshot struct {
 // down check too, which only polls a dead server more often). A success brings the
 // check up at once. The next round starts DelayLoop
 // after the attempt ended (keepalived reschedules from the end of the attempt, not
-// its start). Each attempt gets ConnectTimeout as its context deadline. An attempt
+// its start). Each attempt gets ConnectTimeout as its context deadline, counted from the start of the probe's call (not from when it was due). An attempt
 // that could not be made for a local reason (no socket, a failed bind) gives no
 // verdict: the check tries again after DelayLoop, as keepalived reschedules it.
 //
