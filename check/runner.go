@@ -149,11 +149,12 @@ type Snapshot struct {
 // retries are spent the check goes down, and a down check's failures are not
 // retried (keepalived's HTTP, SMTP, DNS and MISC checkers; its TCP_CHECK retries a
 // down check too, which only polls a dead server more often). A success brings the
-// check up at once. The next round starts DelayLoop
-// after the attempt ended (keepalived reschedules from the end of the attempt, not
-// its start). Each attempt gets ConnectTimeout as its context deadline, counted from the start of the probe's call (not from when it was due). An attempt
-// that could not be made for a local reason (no socket, a failed bind) gives no
-// verdict: the check tries again after DelayLoop, as keepalived reschedules it.
+// check up at once. The next round starts DelayLoop after the attempt ended
+// (keepalived reschedules from the end of the attempt, not its start). Each attempt
+// gets ConnectTimeout as its context deadline, counted from the start of the probe's
+// call, not from when it was due. An attempt that could not be made for a local
+// reason (no socket, a failed bind) gives no verdict: the check tries again after
+// DelayLoop, as keepalived reschedules it.
 //
 // Scale: one timer and two heaps (next starts, deadlines of attempts in flight)
 // drive every check, at most MaxInFlight attempts at once (see Options.MaxInFlight).
@@ -161,7 +162,7 @@ type Snapshot struct {
 // counts from the connect: an overloaded machine delays them but does not fail them.
 // Every other attempt runs in a goroutine of its own. A probe that panics fails its
 // attempt with the panic's text. A probe that has not returned Grace after its
-// deadline fails its attempt and frees its slot; until it returns, the check's later
+// deadline (from its goroutine's start) fails its attempt and frees its slot; until it returns, the check's later
 // attempts fail at once instead of piling up goroutines.
 type Runner struct {
 	clock        Clock
