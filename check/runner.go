@@ -184,8 +184,8 @@ type Runner struct {
 	mu        sync.Mutex
 	checks    map[string]*runCheck
 	servers   map[string]*runServer
-	starts    schedHeap // next attempts of the idle checks
-	deadlines schedHeap // deadlines (+ grace) of the attempts in flight
+	starts    schedHeap[*runCheck] // next attempts of the idle checks
+	deadlines schedHeap[*runCheck] // deadlines (+ grace) of the attempts in flight
 	timer     Timer
 	timerAt   time.Time // when the timer fires; zero when it is not armed
 	firedAt   time.Time // when the timer last fired (for Slack)
@@ -202,10 +202,10 @@ type Runner struct {
 type runCheck struct {
 	cfg       Check
 	server    *runServer
-	start     schedEntry  // its next attempt
-	deadline  schedEntry  // the deadline of its attempt in flight
-	cur       *runAttempt // the attempt in flight
-	hung      *runAttempt // an abandoned attempt whose probe has not returned
+	start     schedEntry[*runCheck] // its next attempt
+	deadline  schedEntry[*runCheck] // the deadline of its attempt in flight
+	cur       *runAttempt           // the attempt in flight
+	hung      *runAttempt           // an abandoned attempt whose probe has not returned
 	up        bool
 	decided   bool // a round ended (keepalived's has_run)
 	retries   int  // retries made in this round (keepalived's retry_it)

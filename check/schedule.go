@@ -30,27 +30,27 @@ func (SystemClock) Now() time.Time { return time.Now() }
 // AfterFunc wraps time.AfterFunc.
 func (SystemClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 
-// schedEntry is one pending event of a check in a schedHeap: its next attempt (in
-// the runner's start heap) or the deadline of its attempt in flight (in its deadline
-// heap).
-type schedEntry struct {
+// schedEntry is one pending event in a schedHeap, of its owner: the next attempt or
+// the deadline of the attempt in flight of a check (the runner's heaps), the deadline
+// of a connection (the TCP loop's).
+type schedEntry[T any] struct {
 	at    time.Time
 	seq   uint64 // push order: entries due at the same time come out first in, first out
 	index int    // position in the heap; -1 when not queued
-	owner *runCheck
+	owner T
 }
 
 // queued reports whether the entry is in a heap.
-func (e *schedEntry) queued() bool { return e.index >= 0 }
+func (e *schedEntry[T]) queued() bool { return e.index >= 0 }
 
 // schedHeap is a binary min-heap of entries by time. It replaces container/heap to
 // keep entries typed and their index in step.
-type schedHeap struct {
-	items []*schedEntry
+type schedHeap[T any] struct {
+	items []*schedEntry[T]
 	seq   uint64
 }
 
-func (h *schedHeap) less(i, j int) bool {
+func (h *schedHeap[T]) less(i, j int) bool {
 	a, b := h.items[i], h.items[j]
 	if !a.at.Equal(b.at) {
 		return a.at.Before(b.at)
@@ -58,13 +58,13 @@ func (h *schedHeap) less(i, j int) bool {
 	return a.seq < b.seq
 }
 
-func (h *schedHeap) swap(i, j int) {
+func (h *schedHeap[T]) swap(i, j int) {
 	h.items[i], h.items[j] = h.items[j], h.items[i]
 	h.items[i].index = i
 	h.items[j].index = j
 }
 
-func (h *schedHeap) up(i int) {
+func (h *schedHeap[T]) up(i int) {
 	for i > 0 {
 		p := (i - 1) / 2
 		if !h.less(i, p) {
@@ -75,7 +75,7 @@ func (h *schedHeap) up(i int) {
 	}
 }
 
-func (h *schedHeap) down(i int) {
+func (h *schedHeap[T]) down(i int) {
 	n := len(h.items)
 	for {
 		l := 2*i + 1
@@ -95,7 +95,7 @@ func (h *schedHeap) down(i int) {
 }
 
 // set queues e at time at, or moves it there if it is queued already.
-func (h *schedHeap) set(e *schedEntry, at time.Time) {
+func (h *schedHeap[T]) set(e *schedEntry[T], at time.Time) {
 	h.seq++
 	e.at, e.seq = at, h.seq
 	if e.queued() {
@@ -109,7 +109,7 @@ func (h *schedHeap) set(e *schedEntry, at time.Time) {
 }
 
 // remove takes e out of the heap if it is queued.
-func (h *schedHeap) remove(e *schedEntry) {
+func (h *schedHeap[T]) remove(e *schedEntry[T]) {
 	if !e.queued() {
 		return
 	}
@@ -127,7 +127,7 @@ func (h *schedHeap) remove(e *schedEntry) {
 }
 
 // peek returns the earliest entry, nil if the heap is empty.
-func (h *schedHeap) peek() *schedEntry {
+func (h *schedHeap[T]) peek() *schedEntry[T] {
 	if len(h.items) == 0 {
 		return nil
 	}

@@ -13,10 +13,10 @@ import (
 func TestSchedHeap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for round := range 50 {
-		var h schedHeap
-		entries := make([]*schedEntry, 64)
+		var h schedHeap[int]
+		entries := make([]*schedEntry[int], 64)
 		for i := range entries {
-			entries[i] = &schedEntry{index: -1}
+			entries[i] = &schedEntry[int]{index: -1}
 		}
 		for range 500 {
 			e := entries[rng.IntN(len(entries))]
@@ -26,13 +26,13 @@ func TestSchedHeap(t *testing.T) {
 				h.set(e, schedT0.Add(time.Duration(rng.IntN(20))*time.Second))
 			}
 		}
-		var want []*schedEntry
+		var want []*schedEntry[int]
 		for _, e := range entries {
 			if e.queued() {
 				want = append(want, e)
 			}
 		}
-		slices.SortFunc(want, func(a, b *schedEntry) int {
+		slices.SortFunc(want, func(a, b *schedEntry[int]) int {
 			if c := a.at.Compare(b.at); c != 0 {
 				return c
 			}

@@ -40,20 +40,19 @@ type tcpConnect struct {
 	// sa is where to connect: given by the probe when its address has no zone, made
 	// by submit otherwise (the zone's interface looked up in the caller's namespace).
 	sa        *sysAddr
-	err       error     // why the socket could not be made
-	begin     time.Time // the connect(2) call
-	deadline  time.Time // begin + timeout
-	index     int       // position in the deadline heap; -1 outside it
-	cancelled bool      // guarded by the loop's mu until the loop takes the attempt
+	err       error                   // why the socket could not be made
+	begin     time.Time               // the connect(2) call
+	due       schedEntry[*tcpConnect] // begin + timeout, in the loop's deadline heap
+	cancelled bool                    // guarded by the loop's mu until the loop takes the attempt
 }
 
 // tcpLoop makes TCP_CHECK connections without a goroutine or a thread per attempt:
 // one goroutine issues non-blocking connects, waits for them in its own epoll set and
 // closes each socket as soon as it is established (with a reset, or a FIN as
-// keepalived does with tcp_check_close fin) or has failed. An attempt's deadline counts from its connect(2) call, and the loop looks
-// at the ready sockets before it expires any deadline, so a loop that runs late
-// (CPU starvation) delays checks but never fails a connection that was established
-// in time.
+// keepalived does with tcp_check_close fin) or has failed. An attempt's deadline
+// counts from its connect(2) call, and the loop looks at the ready sockets before it
+// expires any deadline, so a loop that runs late (CPU starvation) delays checks but
+// never fails a connection that was established in time.
 type tcpLoop struct {
 	epfd int
 	evfd int // eventfd that wakes the loop for new requests
@@ -65,9 +64,9 @@ type tcpLoop struct {
 	sleeping bool          // the loop waits in epoll_wait with a timeout other than 0
 
 	// Owned by the loop's goroutine.
-	open      []*tcpConnect // sockets in the epoll set, indexed by descriptor
-	batch     []*tcpConnect // connectQueued's buffer
-	deadlines []*tcpConnect // min-heap by deadline
+	open      []*tcpConnect          // sockets in the epoll set, indexed by descriptor
+	batch     []*tcpConnect          // connectQueued's buffer
+	deadlines schedHeap[*tcpConnect] // the connections in the epoll set, by deadline
 }
 
 var (
@@ -108,7 +107,7 @@ func newTCPLoop() (*tcpLoop, error) {
 // network namespace, and queues its connect; the verdict comes through c.done, also
 // when the socket could not be made. It never blocks on the network.
 func (l *tcpLoop) submit(c *tcpConnect) {
-	c.index = -1
+	c.due.index, c.due.owner = -1, c
 	c.fd, c.sa, c.err = c.target.socket(c.sa)
 	if c.err != nil {
 		c.err = fmt.Errorf("%w: %w", errNotRun, c.err)
@@ -183,8 +182,8 @@ func (l *tcpLoop) waitTimeout(now time.Time) int {
 		return 0
 	}
 	timeout := -1
-	if len(l.deadlines) > 0 {
-		d := l.deadlines[0].deadline.Sub(now)
+	if e := l.deadlines.peek(); e != nil {
+		d := e.at.Sub(now)
 		timeout = int((d + time.Millisecond - 1) / time.Millisecond)
 		if timeout <= 0 {
 			return 0
@@ -223,8 +222,8 @@ func (l *tcpLoop) ready(ev unix.EpollEvent, now time.Time) {
 // expire fails the connections whose deadline is not after checked; now is the time
 // of their verdict.
 func (l *tcpLoop) expire(checked, now time.Time) {
-	for len(l.deadlines) > 0 && !l.deadlines[0].deadline.After(checked) {
-		l.finish(l.deadlines[0], errTCPTimeout, now)
+	for e := l.deadlines.peek(); e != nil && !e.at.After(checked); e = l.deadlines.peek() {
+		l.finish(e.owner, errTCPTimeout, now)
 	}
 }
 
@@ -236,7 +235,7 @@ func (l *tcpLoop) takeCancels() {
 	l.cancels = nil
 	l.mu.Unlock()
 	for _, c := range cancels {
-		if c.index >= 0 {
+		if c.due.queued() {
 			l.finish(c, errTCPCancelled, time.Now())
 		}
 	}
@@ -279,7 +278,6 @@ func tcpTake(batch, q []*tcpConnect) ([]*tcpConnect, []*tcpConnect) {
 // epoll set.
 func (l *tcpLoop) start(c *tcpConnect) {
 	c.begin = time.Now()
-	c.deadline = c.begin.Add(c.timeout)
 	if c.err != nil {
 		c.done(c.err, time.Since(c.begin))
 		return
@@ -298,7 +296,7 @@ func (l *tcpLoop) start(c *tcpConnect) {
 		l.open = append(l.open, make([]*tcpConnect, c.fd+1-len(l.open))...)
 	}
 	l.open[c.fd] = c
-	l.pushDeadline(c)
+	l.deadlines.set(&c.due, c.begin.Add(c.timeout))
 }
 
 // finish closes c's socket (which leaves the epoll set with it) and gives its verdict,
@@ -306,7 +304,7 @@ func (l *tcpLoop) start(c *tcpConnect) {
 func (l *tcpLoop) finish(c *tcpConnect, err error, now time.Time) {
 	took := now.Sub(c.begin)
 	l.open[c.fd] = nil
-	l.removeDeadline(c)
+	l.deadlines.remove(&c.due)
 	sysClose(c.fd)
 	l.mu.Lock()
 	c.cancelled = true // a later cancel is a no-op
@@ -380,62 +378,4 @@ func (t *probeTarget) prepare(fd int) error {
 		return fmt.Errorf("bind %s: %w", t.src, err)
 	}
 	return nil
-}
-
-// pushDeadline adds c to the deadline heap.
-func (l *tcpLoop) pushDeadline(c *tcpConnect) {
-	c.index = len(l.deadlines)
-	l.deadlines = append(l.deadlines, c)
-	l.heapUp(c.index)
-}
-
-// removeDeadline takes c out of the deadline heap, if it is there.
-func (l *tcpLoop) removeDeadline(c *tcpConnect) {
-	i := c.index
-	if i < 0 {
-		return
-	}
-	last := len(l.deadlines) - 1
-	l.heapSwap(i, last)
-	l.deadlines[last] = nil
-	l.deadlines = l.deadlines[:last]
-	c.index = -1
-	if i < last {
-		l.heapDown(i)
-		l.heapUp(i)
-	}
-}
-
-func (l *tcpLoop) heapSwap(i, j int) {
-	h := l.deadlines
-	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
-}
-
-func (l *tcpLoop) heapUp(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if !l.deadlines[i].deadline.Before(l.deadlines[p].deadline) {
-			return
-		}
-		l.heapSwap(i, p)
-		i = p
-	}
-}
-
-func (l *tcpLoop) heapDown(i int) {
-	n := len(l.deadlines)
-	for {
-		small := i
-		for _, k := range [2]int{2*i + 1, 2*i + 2} {
-			if k < n && l.deadlines[k].deadline.Before(l.deadlines[small].deadline) {
-				small = k
-			}
-		}
-		if small == i {
-			return
-		}
-		l.heapSwap(i, small)
-		i = small
-	}
 }
