@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"gokeepalived/parser"
@@ -16,6 +17,9 @@ import (
 type tcpProbe struct {
 	target probeTarget
 	sa     *sysAddr // the target's address for the loop; nil when it has a zone
+	// netns is the network namespace of the probe's last socket, for the loop to
+	// give it a kept socket of the same (see tcpConnect.netns).
+	netns atomic.Uint64
 }
 
 func newTCPProbe(c *parser.Checker, rs *parser.RealServer) (*tcpProbe, error) {
@@ -72,7 +76,14 @@ func (p *tcpProbe) startAsync(timeout time.Duration, urgent bool, done func(Resu
 		go finish(err, 0)
 		return func() {}
 	}
-	c := &tcpConnect{target: &p.target, sa: p.sa, timeout: timeout, urgent: urgent, done: finish}
+	reuse := p.target.reusable()
+	c := &tcpConnect{target: &p.target, sa: p.sa, timeout: timeout, urgent: urgent, done: finish, reuse: reuse}
+	if reuse {
+		c.netns = p.netns.Load()
+	}
 	l.submit(c)
+	if reuse {
+		p.netns.Store(c.netns)
+	}
 	return func() { l.cancel(c) }
 }

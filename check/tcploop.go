@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -13,6 +15,9 @@ import (
 
 // tcpLoopMaxEvents is how many ready sockets one epoll_wait returns at most.
 const tcpLoopMaxEvents = 256
+
+// tcpIdleMax bounds the disconnected sockets one loop keeps for reuse.
+const tcpIdleMax = 256
 
 // tcpLoopBatch is how many queued connects the loop makes before it looks at the
 // sockets that are ready again: a long queue does not delay the verdicts of the
@@ -36,7 +41,18 @@ type tcpConnect struct {
 	// connection was established; took is the time from the connect(2) call.
 	done func(err error, took time.Duration)
 
-	fd int // the socket, made by submit; -1 when it could not be
+	fd int // the socket, made or taken by submit; -1 when it could not be
+	// netns identifies the network namespace of a reusable socket (SO_NETNS_COOKIE):
+	// given by the probe, the namespace of its last socket, and set by submit when it
+	// makes one. 0 when the socket is not reusable (tcp_check_close fin, socket
+	// options, a kernel without the cookie): it is closed after the attempt.
+	netns uint64
+	// reuse asks for a reusable socket: the target sets no socket option and closes
+	// with a reset.
+	reuse bool
+	// registered is set once the socket is in the loop's epoll set (a reused socket
+	// stays there between attempts).
+	registered bool
 	// sa is where to connect: given by the probe when its address has no zone, made
 	// by submit otherwise (the zone's interface looked up in the caller's namespace).
 	sa        *sysAddr
@@ -46,10 +62,21 @@ type tcpConnect struct {
 	cancelled bool                    // guarded by the loop's mu until the loop takes the attempt
 }
 
+// tcpIdle is a socket that a loop keeps for reuse.
+type tcpIdle struct {
+	fd     int
+	family int
+	netns  uint64
+}
+
 // tcpLoop makes TCP_CHECK connections without a goroutine or a thread per attempt:
 // one goroutine issues non-blocking connects, waits for them in its own epoll set and
-// closes each socket as soon as it is established (with a reset, or a FIN as
-// keepalived does with tcp_check_close fin) or has failed. An attempt's deadline
+// ends each connection as soon as it is established (with a reset, or a FIN as
+// keepalived does with tcp_check_close fin) or has failed. A connection ended by a
+// reset is ended by disconnecting its socket (connect to AF_UNSPEC), which the loop
+// keeps in its epoll set and reuses for a later attempt: a check then costs two
+// system calls where a new socket costs five (socket, setsockopt, epoll_ctl, close),
+// and the kernel does not build and tear down a socket per check. An attempt's deadline
 // counts from its connect(2) call, and the loop looks at the ready sockets before it
 // expires any deadline, so a loop that runs late (CPU starvation) delays checks but
 // never fails a connection that was established in time.
@@ -62,6 +89,8 @@ type tcpLoop struct {
 	urgent   []*tcpConnect // requests to connect before those of queue
 	cancels  []*tcpConnect // cancellations of requests already taken by the loop
 	sleeping bool          // the loop waits in epoll_wait with a timeout other than 0
+	// idle are disconnected sockets in the epoll set, ready for another connect.
+	idle []tcpIdle
 
 	// Owned by the loop's goroutine.
 	open      []*tcpConnect          // sockets in the epoll set, indexed by descriptor
@@ -70,15 +99,30 @@ type tcpLoop struct {
 }
 
 var (
-	tcpLoopOnce sync.Once
-	tcpLoopErr  error
-	tcpLoopInst *tcpLoop
+	tcpLoopOnce  sync.Once
+	tcpLoopErr   error
+	tcpLoopsInst []*tcpLoop
+	tcpLoopNext  atomic.Uint32
 )
 
-// sharedTCPLoop returns the process's loop, started on first use.
+// sharedTCPLoop returns one of the process's loops, which are started on first use,
+// one per P (GOMAXPROCS at that time): each call returns the next in turn, so the
+// system calls of many checks spread over the CPUs instead of queuing for one thread.
 func sharedTCPLoop() (*tcpLoop, error) {
-	tcpLoopOnce.Do(func() { tcpLoopInst, tcpLoopErr = newTCPLoop() })
-	return tcpLoopInst, tcpLoopErr
+	tcpLoopOnce.Do(func() {
+		for range runtime.GOMAXPROCS(0) {
+			l, err := newTCPLoop()
+			if err != nil {
+				tcpLoopErr = err
+				return
+			}
+			tcpLoopsInst = append(tcpLoopsInst, l)
+		}
+	})
+	if tcpLoopErr != nil && len(tcpLoopsInst) == 0 {
+		return nil, tcpLoopErr
+	}
+	return tcpLoopsInst[int(tcpLoopNext.Add(1))%len(tcpLoopsInst)], nil
 }
 
 // newTCPLoop makes the epoll set and its wake-up eventfd and starts the goroutine.
@@ -103,12 +147,27 @@ func newTCPLoop() (*tcpLoop, error) {
 	return l, nil
 }
 
-// submit makes c's socket in the calling thread, so that it belongs to the caller's
-// network namespace, and queues its connect; the verdict comes through c.done, also
-// when the socket could not be made. It never blocks on the network.
+// submit gives c a socket, a disconnected one of the same network namespace if the
+// loop keeps one, else a new one made in the calling thread (so that it belongs to the
+// caller's network namespace), and queues its connect; the verdict comes through
+// c.done, also when no socket could be had. It never blocks on the network.
 func (l *tcpLoop) submit(c *tcpConnect) {
 	c.due.index, c.due.owner = -1, c
-	c.fd, c.sa, c.err = c.target.socket(c.sa)
+	c.fd = -1
+	if c.sa == nil {
+		c.sa, c.err = c.target.connectAddr()
+	}
+	if c.err == nil && c.reuse && c.netns != 0 {
+		c.fd = l.takeIdle(c.sa.family(), c.netns)
+		c.registered = c.fd >= 0
+	}
+	if c.err == nil && c.fd < 0 {
+		c.fd, c.err = c.target.socket(c.sa, c.reuse)
+		c.netns = 0
+		if c.err == nil && c.reuse {
+			c.netns = sysNetnsCookie(c.fd) // 0 (not reused) when the kernel has none
+		}
+	}
 	if c.err != nil {
 		c.err = fmt.Errorf("%w: %w", errNotRun, c.err)
 	}
@@ -120,6 +179,50 @@ func (l *tcpLoop) submit(c *tcpConnect) {
 	}
 	l.wakeLocked()
 	l.mu.Unlock()
+}
+
+// takeIdle returns a kept socket of family and namespace netns, taken out of the
+// idle list, or -1.
+func (l *tcpLoop) takeIdle(family int, netns uint64) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := len(l.idle) - 1; i >= 0; i-- {
+		if s := l.idle[i]; s.family == family && s.netns == netns {
+			l.idle[i] = l.idle[len(l.idle)-1]
+			l.idle = l.idle[:len(l.idle)-1]
+			return s.fd
+		}
+	}
+	return -1
+}
+
+// release ends the connection of c's socket: a reusable socket in the epoll set is
+// disconnected (a reset when it was established) and kept for another attempt while
+// the loop keeps fewer than tcpIdleMax; any other is closed (a reset by SO_LINGER 0,
+// or a FIN with tcp_check_close fin).
+func (l *tcpLoop) release(c *tcpConnect) {
+	if c.netns == 0 {
+		sysClose(c.fd)
+		return
+	}
+	// A reusable socket has no SO_LINGER: it must be disconnected, reset, even when
+	// it is closed after.
+	err := sysDisconnect(c.fd)
+	if err == nil {
+		// The disconnect leaves ECONNRESET pending, which the next connect would
+		// report as its own failure: read it away.
+		_, err = sysSoError(c.fd)
+	}
+	if err == nil && c.registered {
+		l.mu.Lock()
+		if len(l.idle) < tcpIdleMax {
+			l.idle = append(l.idle, tcpIdle{fd: c.fd, family: c.sa.family(), netns: c.netns})
+			l.mu.Unlock()
+			return
+		}
+		l.mu.Unlock()
+	}
+	sysClose(c.fd)
 }
 
 // cancel ends c with errTCPCancelled unless its verdict is in already.
@@ -207,13 +310,17 @@ func (l *tcpLoop) ready(ev unix.EpollEvent, now time.Time) {
 	if c == nil {
 		return
 	}
+	if ev.Events&(unix.EPOLLERR|unix.EPOLLHUP) == 0 {
+		l.finish(c, nil, now) // writable without an error: established
+		return
+	}
 	soerr, err := sysSoError(c.fd)
 	switch {
 	case err != nil:
 		err = fmt.Errorf("connect: getsockopt SO_ERROR: %w", err)
 	case soerr != 0:
 		err = fmt.Errorf("connect: %w", unix.Errno(soerr))
-	case ev.Events&(unix.EPOLLERR|unix.EPOLLHUP) != 0:
+	default:
 		err = errors.New("connect: the connection was closed before it was established")
 	}
 	l.finish(c, err, now)
@@ -255,7 +362,7 @@ func (l *tcpLoop) connectQueued() {
 		l.mu.Unlock()
 		if cancelled {
 			if c.err == nil {
-				sysClose(c.fd)
+				l.release(c)
 			}
 			c.done(errTCPCancelled, 0)
 			continue
@@ -283,14 +390,19 @@ func (l *tcpLoop) start(c *tcpConnect) {
 		return
 	}
 	if err := sysConnect(c.fd, c.sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
-		sysClose(c.fd)
+		l.release(c)
 		c.done(fmt.Errorf("connect: %w", err), time.Since(c.begin))
 		return
 	}
-	if err := sysEpollAdd(l.epfd, c.fd, unix.EPOLLOUT); err != nil {
-		sysClose(c.fd)
-		c.done(fmt.Errorf("%w: epoll_ctl: %w", errNotRun, err), time.Since(c.begin))
-		return
+	if !c.registered {
+		// Edge-triggered: a kept socket stays in the set without being reported
+		// over and over while it is idle (disconnected sockets poll as writable).
+		if err := sysEpollAdd(l.epfd, c.fd, unix.EPOLLOUT|unix.EPOLLET); err != nil {
+			l.release(c)
+			c.done(fmt.Errorf("%w: epoll_ctl: %w", errNotRun, err), time.Since(c.begin))
+			return
+		}
+		c.registered = true
 	}
 	if c.fd >= len(l.open) {
 		l.open = append(l.open, make([]*tcpConnect, c.fd+1-len(l.open))...)
@@ -299,47 +411,47 @@ func (l *tcpLoop) start(c *tcpConnect) {
 	l.deadlines.set(&c.due, c.begin.Add(c.timeout))
 }
 
-// finish closes c's socket (which leaves the epoll set with it) and gives its verdict,
-// reached at now.
+// finish ends c's connection (see release) and gives its verdict, reached at now.
 func (l *tcpLoop) finish(c *tcpConnect, err error, now time.Time) {
 	took := now.Sub(c.begin)
 	l.open[c.fd] = nil
 	l.deadlines.remove(&c.due)
-	sysClose(c.fd)
+	l.release(c)
 	l.mu.Lock()
 	c.cancelled = true // a later cancel is a no-op
 	l.mu.Unlock()
 	c.done(err, took)
 }
 
-// socket opens a non-blocking TCP socket of the target's family with the checker's
-// options, bound to bindto/bind_port, and returns it with the address to connect it
-// to. Interface names are looked up here, in the caller's network namespace.
-func (t *probeTarget) socket(sa *sysAddr) (int, *sysAddr, error) {
-	if sa == nil {
-		var err error
-		if sa, err = t.connectAddr(); err != nil {
-			return -1, nil, err
-		}
-	}
+// socket opens a non-blocking TCP socket of sa's family with the checker's options,
+// bound to bindto/bind_port. Without reuse it is closed with a reset unless the
+// checker says tcp_check_close fin; a reusable socket is reset by release instead.
+// Interface names are looked up here, in the caller's network namespace.
+func (t *probeTarget) socket(sa *sysAddr, reuse bool) (int, error) {
 	fd, err := sysSocket(sa.family())
 	if err != nil {
-		return -1, nil, os.NewSyscallError("socket", err)
+		return -1, os.NewSyscallError("socket", err)
 	}
 	if err := t.prepare(fd); err != nil {
 		sysClose(fd)
-		return -1, nil, err
+		return -1, err
 	}
-	if !t.closeFIN {
+	if !t.closeFIN && !reuse {
 		// SO_LINGER 0: close resets the connection. The director keeps no TIME_WAIT
 		// socket per check, and neither side exchanges FINs: in the VM benchmark a
 		// quarter less CPU per check for the director (docs/benchmarks.md).
 		if err := sysLingerZero(fd); err != nil {
 			sysClose(fd)
-			return -1, nil, fmt.Errorf("SO_LINGER: %w", os.NewSyscallError("setsockopt", err))
+			return -1, fmt.Errorf("SO_LINGER: %w", os.NewSyscallError("setsockopt", err))
 		}
 	}
-	return fd, sa, nil
+	return fd, nil
+}
+
+// reusable reports whether a connection to t can be made on a kept socket: no
+// socket option or bind, closed with a reset.
+func (t *probeTarget) reusable() bool {
+	return !t.closeFIN && t.bindIf == "" && t.mark == 0 && !t.hasSource()
 }
 
 // connectAddr is the address to connect to, with the interface of a zone looked up

@@ -1,11 +1,15 @@
 package check
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"gokeepalived/parser"
 )
@@ -257,5 +261,108 @@ func TestTCPLoopUrgentFirst(t *testing.T) {
 	}
 	if want := "blocker retry a b"; strings.Join(got, " ") != want {
 		t.Errorf("order %v, want %s", got, want)
+	}
+}
+
+// TestTCPLoopReuse makes one attempt after another on reusable sockets: a success, a
+// refusal, a timeout and a success again all use the same kept socket, the server
+// sees each established connection reset, and no attempt inherits the error of the
+// previous one.
+func TestTCPLoopReuse(t *testing.T) {
+	l, err := newTCPLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(chan error, 10)
+	open := serveLoopback(t, func(c net.Conn) {
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err := c.Read(make([]byte, 1))
+		seen <- err
+		c.Close()
+	})
+	steps := []struct {
+		dst     netip.AddrPort
+		timeout time.Duration
+		want    func(error) bool
+	}{
+		{open.addr(), 10 * time.Second, func(err error) bool { return err == nil }},
+		{closedPort(t, "tcp4"), 10 * time.Second, func(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }},
+		{fullBacklog(t), 100 * time.Millisecond, func(err error) bool { return err == errTCPTimeout }},
+		{open.addr(), 10 * time.Second, func(err error) bool { return err == nil }},
+	}
+	var netns uint64
+	fd := -1
+	for i, st := range steps {
+		target, err := newProbeTarget(testChecker("TCP_CHECK", st.dst), nil, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := make(chan loopVerdict, 1)
+		c := &tcpConnect{target: &target, timeout: st.timeout, reuse: true, netns: netns,
+			done: func(err error, took time.Duration) { ch <- loopVerdict{err, took} }}
+		l.submit(c)
+		v := loopWait(t, ch)
+		if !st.want(v.err) {
+			t.Fatalf("step %d (%s): verdict %v", i, st.dst, v.err)
+		}
+		if c.netns == 0 {
+			t.Fatal("no SO_NETNS_COOKIE: the kernel is older than 5.14")
+		}
+		if fd >= 0 && c.fd != fd {
+			t.Errorf("step %d used socket %d, want the kept socket %d", i, c.fd, fd)
+		}
+		fd, netns = c.fd, c.netns
+	}
+	for range 2 {
+		if err := <-seen; !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("server read %v, want a reset", err)
+		}
+	}
+	l.mu.Lock()
+	idle := len(l.idle)
+	l.mu.Unlock()
+	if idle != 1 {
+		t.Errorf("%d kept sockets, want 1", idle)
+	}
+	if got := l.takeIdle(unix.AF_INET6, netns); got >= 0 {
+		t.Errorf("an IPv4 socket was given for IPv6")
+	}
+	if got := l.takeIdle(unix.AF_INET, netns+1); got >= 0 {
+		t.Errorf("a socket of another namespace was given")
+	}
+}
+
+// TestTCPLoopReuseBounded runs more attempts at once than a loop keeps sockets: the
+// extra sockets are closed, tcpIdleMax are kept.
+func TestTCPLoopReuseBounded(t *testing.T) {
+	l, err := newTCPLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := serveLoopback(t, func(c net.Conn) { c.Close() })
+	target, err := newProbeTarget(testChecker("TCP_CHECK", open.addr()), nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The loop is held in the first verdict until every attempt is submitted, so at
+	// most one finds a kept socket: there are far more sockets than tcpIdleMax.
+	const n = tcpIdleMax + 20
+	release := make(chan struct{})
+	ch := make(chan error, n)
+	for range n {
+		l.submit(&tcpConnect{target: &target, timeout: 10 * time.Second, reuse: true,
+			done: func(err error, _ time.Duration) { <-release; ch <- err }})
+	}
+	close(release)
+	for range n {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.mu.Lock()
+	idle := len(l.idle)
+	l.mu.Unlock()
+	if idle != tcpIdleMax {
+		t.Errorf("%d kept sockets, want %d", idle, tcpIdleMax)
 	}
 }
