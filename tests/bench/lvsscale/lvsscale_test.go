@@ -44,6 +44,8 @@ type result struct {
 	IntervalP99Ms    float64        `json:"interval_p99_ms"`
 	IntervalMaxMs    float64        `json:"interval_max_ms"`
 	FewerThanTwo     int            `json:"checked_fewer_than_twice"`
+	Timed            int            `json:"timed"`
+	Farm             string         `json:"farm"`
 	CPUMs            float64        `json:"cpu_ms"`
 	SysMs            float64        `json:"sys_ms"`
 	CPUPerCheckMs    float64        `json:"cpu_per_check_ms"`
@@ -130,8 +132,8 @@ func scaleBench(b *testing.B, n int) {
 		if r.FirstPassMs >= 0 {
 			pass = fmt.Sprintf("first reconcile pass logged %.1f s after the start; ", r.FirstPassMs/1000)
 		}
-		fmt.Printf("- %s: %s%s; listeners' CPU %.0f %%; %d servers checked fewer than twice in the window; %d destinations after the window; director TCP sockets %s; one `ipvsadm -Ln` %.0f ms (%d destinations), one read of /proc/net/ip_vs %.1f ms\n",
-			r.Daemon, pass, r.Processes, r.ListenerCPU, r.FewerThanTwo, r.DestsAfterWindow, r.TCPSockets, r.IpvsadmMs, r.IpvsadmDests, r.TableReadMs)
+		fmt.Printf("- %s: %s%s; farm listener %s, listeners' CPU %.0f %%; intervals of %d servers timed, %d of them checked fewer than twice in the window; %d destinations after the window; director TCP sockets %s; one `ipvsadm -Ln` %.0f ms (%d destinations), one read of /proc/net/ip_vs %.1f ms\n",
+			r.Daemon, pass, r.Processes, r.Farm, r.ListenerCPU, r.Timed, r.FewerThanTwo, r.DestsAfterWindow, r.TCPSockets, r.IpvsadmMs, r.IpvsadmDests, r.TableReadMs)
 		if len(r.LogCounts) > 0 {
 			keys := slices.Sorted(maps.Keys(r.LogCounts))
 			var parts []string
@@ -329,7 +331,7 @@ var (
 )
 
 // passEnv are the host variables handed to the guest (see tests/vm/scaleguest).
-var passEnv = []string{"GKA_SCALE_DAEMONS", "GKA_SCALE_SETTLE", "GKA_SCALE_WINDOW", "GKA_DETECT_RUNS"}
+var passEnv = []string{"GKA_SCALE_DAEMONS", "GKA_SCALE_SETTLE", "GKA_SCALE_WINDOW", "GKA_DETECT_RUNS", "GKA_SCALE_FARM"}
 
 // runGuest boots the VM with two vCPUs, runs the guest test named by run with env, and
 // returns its results and console output.

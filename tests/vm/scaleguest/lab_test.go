@@ -3,16 +3,21 @@
 package scaleguest
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
 	"gokeepalived/tests/vm/vmlab"
@@ -57,8 +62,11 @@ type listener struct {
 }
 
 // listen opens a listener on addr inside namespace n with a large backlog, so that a
-// burst of checks is never dropped for want of room in the accept queue.
-func listen(n *vmlab.NS, addr netip.AddrPort) (*listener, error) {
+// burst of checks is never dropped for want of room in the accept queue. With
+// deferred set it is a TCP_DEFER_ACCEPT listener (nginx's "listen ... deferred"): a
+// connection is queued for accept only once data or a FIN arrives, so a handshake that
+// the client resets costs the server its kernel's work and nothing more.
+func listen(n *vmlab.NS, addr netip.AddrPort, deferred bool) (*listener, error) {
 	l := &listener{fd: -1, addr: addr}
 	err := n.Do(func() error {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -71,6 +79,11 @@ func listen(n *vmlab.NS, addr netip.AddrPort) (*listener, error) {
 		}
 		if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(addr.Port()), Addr: addr.Addr().As4()}); err != nil {
 			return fmt.Errorf("bind %s: %w", addr, err)
+		}
+		if deferred {
+			if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, 30); err != nil {
+				return fmt.Errorf("TCP_DEFER_ACCEPT: %w", err)
+			}
 		}
 		return unix.Listen(fd, backlog)
 	})
@@ -173,17 +186,38 @@ func ipNet(p netip.Prefix) *net.IPNet {
 }
 
 // farm is the namespace of the real servers with their one listener.
+//
+// Its listener defers accept by default (GKA_SCALE_FARM=defer): a check that resets
+// its connection never reaches the accepting goroutines, so the real servers' side of
+// a check is the kernel's work alone, as on a real server with its own CPUs; a check
+// that ends with a FIN (keepalived's) is accepted and closed as before. Checks are then
+// counted by the kernel (TcpExt TCPDeferAcceptDrop: the handshakes' last ACKs, one per
+// check whichever way it ends) and the interval between the checks of one server is
+// measured on a sample, the SYNs to the first farmSample servers captured at the
+// farm's interface. GKA_SCALE_FARM=accept is the earlier farm: every connection
+// accepted, counted and timed by the accepting goroutines (getsockname), which takes
+// about half a vCPU at 1,500 checks a second.
 type farm struct {
-	ns    *vmlab.NS
-	ln    *listener
-	total atomic.Int64
-	tal   *tally // indexed by the last two bytes of the address
+	ns       *vmlab.NS
+	ln       *listener
+	deferred bool
+	capt     *capture     // deferred: the sampled SYNs
+	total    atomic.Int64 // accept: connections accepted
+	tal      *tally       // indexed by the last two bytes of the address
 }
+
+// farmSample is how many servers (farmAddr 0..farmSample-1, 10.100.0.0/24) a deferred
+// farm times.
+const farmSample = 200
 
 // acceptors is the number of goroutines accepting on one listener.
 const acceptors = 2
 
 func newFarm() (*farm, error) {
+	mode := cmp.Or(os.Getenv("GKA_SCALE_FARM"), "defer")
+	if mode != "defer" && mode != "accept" {
+		return nil, fmt.Errorf("GKA_SCALE_FARM=%s: want defer or accept", mode)
+	}
 	n, err := vmlab.NewNS("farm")
 	if err != nil {
 		return nil, err
@@ -191,16 +225,59 @@ func newFarm() (*farm, error) {
 	if err := plug("farm0", n, farmRoot, farmPeer, farmNet); err != nil {
 		return nil, err
 	}
-	f := &farm{ns: n, tal: newTally(1 << 16)}
-	f.ln, err = listen(n, netip.AddrPortFrom(netip.IPv4Unspecified(), 80))
+	f := &farm{ns: n, deferred: mode == "defer", tal: newTally(1 << 16)}
+	f.ln, err = listen(n, netip.AddrPortFrom(netip.IPv4Unspecified(), 80), f.deferred)
 	if err != nil {
 		return nil, err
 	}
-	f.ln.serve(acceptors, func(local netip.Addr) {
-		f.tal.add(farmIndex(local), time.Now().UnixNano())
-		f.total.Add(1)
-	})
+	if !f.deferred {
+		f.ln.serve(acceptors, func(local netip.Addr) {
+			f.tal.add(farmIndex(local), time.Now().UnixNano())
+			f.total.Add(1)
+		})
+		return f, nil
+	}
+	f.ln.serve(acceptors, func(netip.Addr) {})
+	f.capt, err = openCapture(n, "eth0", sampleFilter, func(e synEvent) { f.tal.add(farmIndex(e.dst), e.at.UnixNano()) })
+	if err != nil {
+		return nil, err
+	}
 	return f, nil
+}
+
+// checks is the number of checks the farm has seen so far.
+func (f *farm) checks() int64 {
+	if f.deferred {
+		return deferDrops(f.ns)
+	}
+	return f.total.Load()
+}
+
+// mode is how the listener serves: "defer" or "accept" (GKA_SCALE_FARM).
+func (f *farm) mode() string {
+	if f.deferred {
+		return "defer"
+	}
+	return "accept"
+}
+
+// timed reports whether the farm measures the interval of its server number n.
+func (f *farm) timed(n int) bool { return !f.deferred || n < farmSample }
+
+// sampleFilter keeps the TCP SYNs (without ACK) to 10.100.0.0/24, the sampled farm
+// servers, out of the packets of an AF_PACKET SOCK_DGRAM socket (from the IP header).
+var sampleFilter = []bpf.Instruction{
+	bpf.LoadAbsolute{Off: 16, Size: 4}, // destination address
+	bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xffffff00},
+	bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0x0a640000, SkipFalse: 6},
+	bpf.LoadAbsolute{Off: 9, Size: 1}, // protocol
+	bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.IPPROTO_TCP, SkipFalse: 4},
+	bpf.LoadMemShift{Off: 0},           // X = IP header length
+	bpf.LoadIndirect{Off: 13, Size: 1}, // TCP flags
+	bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0x12},
+	bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0x02, SkipFalse: 1}, // SYN, not ACK
+	bpf.RetConstant{Val: 128},
+	bpf.RetConstant{Val: 0},
 }
 
 // farmIndex is the tally index of a farm address: its last two bytes.
@@ -229,7 +306,7 @@ func newVictims() (*victims, error) {
 		return nil, err
 	}
 	v := &victims{ns: n, lns: map[int]*listener{}, tal: newTally(256)}
-	v.capt, err = openCapture(n, "eth0")
+	v.capt, err = openCapture(n, "eth0", nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +320,7 @@ func (v *victims) open(k int) error {
 	if v.lns[k] != nil {
 		return nil
 	}
-	ln, err := listen(v.ns, netip.AddrPortFrom(victimAddr(k), 80))
+	ln, err := listen(v.ns, netip.AddrPortFrom(victimAddr(k), 80), false)
 	if err != nil {
 		return err
 	}
@@ -271,7 +348,9 @@ func (v *victims) close(k int) (time.Time, error) {
 // capture records, with the kernel's receive timestamps, the TCP SYNs that reach an
 // interface: each is the start of a check of the address it goes to.
 type capture struct {
-	fd   int
+	fd    int
+	onSYN func(synEvent) // when set, gets each SYN instead of the list
+
 	stop atomic.Bool
 	done chan struct{}
 	mu   sync.Mutex
@@ -285,8 +364,10 @@ type synEvent struct {
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-func openCapture(n *vmlab.NS, ifname string) (*capture, error) {
-	c := &capture{fd: -1, done: make(chan struct{})}
+// openCapture captures on interface ifname of n; filter, when set, is attached to the
+// socket, and onSYN, when set, receives each SYN instead of the capture's list.
+func openCapture(n *vmlab.NS, ifname string, filter []bpf.Instruction, onSYN func(synEvent)) (*capture, error) {
+	c := &capture{fd: -1, done: make(chan struct{}), onSYN: onSYN}
 	err := n.Do(func() error {
 		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
@@ -297,6 +378,19 @@ func openCapture(n *vmlab.NS, ifname string) (*capture, error) {
 			return err
 		}
 		c.fd = fd
+		if filter != nil {
+			raw, err := bpf.Assemble(filter)
+			if err != nil {
+				return err
+			}
+			prog := make([]unix.SockFilter, len(raw))
+			for i, r := range raw {
+				prog[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+			}
+			if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}); err != nil {
+				return fmt.Errorf("SO_ATTACH_FILTER: %w", err)
+			}
+		}
 		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifi.Index}); err != nil {
 			return err
 		}
@@ -345,6 +439,10 @@ func (c *capture) read() {
 			}
 		}
 		dst := netip.AddrFrom4([4]byte(buf[16:20]))
+		if c.onSYN != nil {
+			c.onSYN(synEvent{at: at, dst: dst})
+			continue
+		}
 		c.mu.Lock()
 		c.syns = append(c.syns, synEvent{at: at, dst: dst})
 		c.mu.Unlock()
@@ -378,4 +476,29 @@ func (c *capture) close() {
 	c.stop.Store(true)
 	<-c.done
 	unix.Close(c.fd)
+}
+
+// deferDrops reads TcpExt TCPDeferAcceptDrop of namespace n.
+func deferDrops(n *vmlab.NS) int64 {
+	var v int64
+	_ = n.Do(func() error {
+		b, err := os.ReadFile("/proc/thread-self/net/netstat")
+		if err != nil {
+			return err
+		}
+		lines := strings.Split(string(b), "\n")
+		for i := 0; i+1 < len(lines); i += 2 {
+			if !strings.HasPrefix(lines[i], "TcpExt:") {
+				continue
+			}
+			k, val := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+			for j := range k {
+				if k[j] == "TCPDeferAcceptDrop" {
+					v, _ = strconv.ParseInt(val[j], 10, 64)
+				}
+			}
+		}
+		return nil
+	})
+	return v
 }

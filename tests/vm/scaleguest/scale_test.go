@@ -95,12 +95,14 @@ type result struct {
 
 	WindowS          float64        `json:"window_s"`
 	Scheduled        float64        `json:"scheduled_per_s"` // real servers / delay_loop
-	ChecksPerSec     float64        `json:"checks_per_s"`    // connections accepted per second
+	ChecksPerSec     float64        `json:"checks_per_s"`    // handshakes completed per second (see farm)
+	Farm             string         `json:"farm"`            // how the farm's listener serves: defer or accept
 	PerSecond        []float64      `json:"per_second"`
 	IntervalMedianMs float64        `json:"interval_median_ms"` // per server: mean time between its checks
 	IntervalP99Ms    float64        `json:"interval_p99_ms"`
 	IntervalMaxMs    float64        `json:"interval_max_ms"`
 	FewerThanTwo     int            `json:"checked_fewer_than_twice"`
+	Timed            int            `json:"timed"`  // servers whose interval was measured
 	CPUMs            float64        `json:"cpu_ms"` // the daemon's processes, user + system, in the window
 	SysMs            float64        `json:"sys_ms"` // of which system
 	CPUPerCheckMs    float64        `json:"cpu_per_check_ms"`
@@ -179,6 +181,9 @@ func newLab(t *testing.T) *lab {
 	t.Cleanup(func() {
 		h.Close()
 		v.capt.close()
+		if f.capt != nil {
+			f.capt.close()
+		}
 	})
 	l := &lab{farm: f, vic: v, ipvs: h}
 	for k := range numVictims {
@@ -198,7 +203,8 @@ func newLab(t *testing.T) *lab {
 	return l
 }
 
-func (l *lab) accepted() int64 { return l.farm.total.Load() + l.vic.total.Load() }
+// checks is the number of checks the real servers have seen so far.
+func (l *lab) checks() int64 { return l.farm.checks() + l.vic.total.Load() }
 
 // watchRemovals polls the service of each victim in vs (one netlink dump of its
 // destinations) every period until the victim is gone from it, and returns when each
@@ -294,6 +300,7 @@ func TestScale(t *testing.T) {
 // victims whose listeners close; it stops the daemon and empties the table.
 func (l *lab) scale(t *testing.T, d daemon, lay layout, conf string, settle, window time.Duration) *result {
 	r := &result{Kind: "scale", Daemon: d.name, RealServers: lay.total(), VirtualServers: lay.vs, Retry: lay.retry,
+		Farm: l.farm.mode(),
 		CPUs: numCPU(), WindowS: window.Seconds(), Scheduled: float64(lay.total())}
 	if !d.profile {
 		configTest(t, d.args(conf), conf)
@@ -338,7 +345,7 @@ func (l *lab) scale(t *testing.T, d daemon, lay layout, conf string, settle, win
 	c0, s0 := readUsage(pids), readUsage(self)
 	th0 := readThreads(pids[0])
 	b0, t0 := vmCPU()
-	n0 := l.accepted()
+	n0 := l.checks()
 	if d.profile {
 		_ = syscall.Kill(p.Cmd.Process.Pid, syscall.SIGUSR1)
 	}
@@ -349,14 +356,14 @@ func (l *lab) scale(t *testing.T, d daemon, lay layout, conf string, settle, win
 	secs := int(window / time.Second)
 	for i := 1; i <= secs; i++ {
 		time.Sleep(time.Until(w0.Add(time.Duration(i) * time.Second)))
-		cur := l.accepted()
+		cur := l.checks()
 		r.PerSecond = append(r.PerSecond, float64(cur-prev))
 		prev = cur
 	}
 	w1 := time.Now()
 	l.farm.tal.to.Store(w1.UnixNano())
 	l.vic.tal.to.Store(w1.UnixNano())
-	n1 := l.accepted()
+	n1 := l.checks()
 	c1, s1 := readUsage(pids), readUsage(self)
 	th1 := readThreads(pids[0])
 	if d.profile {
@@ -396,9 +403,12 @@ func (l *lab) scale(t *testing.T, d daemon, lay layout, conf string, settle, win
 		var ok bool
 		if k, victim := lay.victimAt[i]; victim {
 			iv, _, ok = l.vic.tal.interval(k)
-		} else {
+		} else if l.farm.timed(i) {
 			iv, _, ok = l.farm.tal.interval(farmIndex(farmAddr(i)))
+		} else {
+			continue
 		}
+		r.Timed++
 		if !ok {
 			r.FewerThanTwo++
 			continue
