@@ -5,7 +5,7 @@
 // prints one "LVSSCALE {json}" line per measurement, which the host-side benchmark in
 // tests/bench/lvsscale turns into the tables of docs/benchmarks.md.
 //
-// Its files carry the build tag "vmguest", so a plain `go test ./...` does not compile
-// them; built with the tag, the binary refuses to run unless GKA_IN_VM=1 (set by the
+// Its files carry the build tag "vmguest" (all but filter_test.go, whose test of the
+// capture's filter runs on the host), so a plain `go test ./...` does not compile them; built with the tag, the binary refuses to run unless GKA_IN_VM=1 (set by the
 // VM's /init).
 package scaleguest

@@ -264,22 +264,6 @@ func (f *farm) mode() string {
 // timed reports whether the farm measures the interval of its server number n.
 func (f *farm) timed(n int) bool { return !f.deferred || n < farmSample }
 
-// sampleFilter keeps the TCP SYNs (without ACK) to 10.100.0.0/24, the sampled farm
-// servers, out of the packets of an AF_PACKET SOCK_DGRAM socket (from the IP header).
-var sampleFilter = []bpf.Instruction{
-	bpf.LoadAbsolute{Off: 16, Size: 4}, // destination address
-	bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xffffff00},
-	bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0x0a640000, SkipFalse: 6},
-	bpf.LoadAbsolute{Off: 9, Size: 1}, // protocol
-	bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.IPPROTO_TCP, SkipFalse: 4},
-	bpf.LoadMemShift{Off: 0},           // X = IP header length
-	bpf.LoadIndirect{Off: 13, Size: 1}, // TCP flags
-	bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0x12},
-	bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0x02, SkipFalse: 1}, // SYN, not ACK
-	bpf.RetConstant{Val: 128},
-	bpf.RetConstant{Val: 0},
-}
-
 // farmIndex is the tally index of a farm address: its last two bytes.
 func farmIndex(a netip.Addr) int {
 	b := a.As4()
