@@ -91,6 +91,9 @@ type tcpLoop struct {
 	sleeping bool          // the loop waits in epoll_wait with a timeout other than 0
 	// idle are disconnected sockets in the epoll set, ready for another connect.
 	idle []tcpIdle
+	// queued counts the requests in queue and urgent, for sharedTCPLoop to read
+	// without the lock.
+	queued atomic.Int32
 
 	// Owned by the loop's goroutine.
 	open      []*tcpConnect          // sockets in the epoll set, indexed by descriptor
@@ -106,8 +109,10 @@ var (
 )
 
 // sharedTCPLoop returns one of the process's loops, which are started on first use,
-// one per P (GOMAXPROCS at that time): each call returns the next in turn, so the
-// system calls of many checks spread over the CPUs instead of queuing for one thread.
+// one per P (GOMAXPROCS at that time): the first whose queue holds fewer than a batch,
+// else the next in turn. A light load stays on one loop, whose thread sleeps and wakes
+// once for many checks; a load that one thread cannot keep up with spreads over the
+// CPUs.
 func sharedTCPLoop() (*tcpLoop, error) {
 	tcpLoopOnce.Do(func() {
 		for range runtime.GOMAXPROCS(0) {
@@ -121,6 +126,11 @@ func sharedTCPLoop() (*tcpLoop, error) {
 	})
 	if tcpLoopErr != nil && len(tcpLoopsInst) == 0 {
 		return nil, tcpLoopErr
+	}
+	for _, l := range tcpLoopsInst {
+		if l.queued.Load() < tcpLoopBatch {
+			return l, nil
+		}
 	}
 	return tcpLoopsInst[int(tcpLoopNext.Add(1))%len(tcpLoopsInst)], nil
 }
@@ -177,6 +187,7 @@ func (l *tcpLoop) submit(c *tcpConnect) {
 	} else {
 		l.queue = append(l.queue, c)
 	}
+	l.queued.Add(1)
 	l.wakeLocked()
 	l.mu.Unlock()
 }
@@ -354,6 +365,7 @@ func (l *tcpLoop) connectQueued() {
 	batch := l.batch[:0]
 	batch, l.urgent = tcpTake(batch, l.urgent)
 	batch, l.queue = tcpTake(batch, l.queue)
+	l.queued.Add(-int32(len(batch)))
 	l.mu.Unlock()
 	defer clear(batch) // no references kept to finished attempts
 	for _, c := range batch {

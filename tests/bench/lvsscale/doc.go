@@ -7,8 +7,11 @@
 //	go test ./tests/bench/lvsscale -run '^$' -bench . -benchtime 1x -timeout 40m
 //
 // BenchmarkLVSScale1000 and BenchmarkLVSScale5000 (1,000 and 5,000 real servers, 20 per
-// virtual server, TCP_CHECK) and BenchmarkLVSDetection (one virtual server, retry 0, ten
-// listeners closed one at a time) each boot the VM once. The guest's test output goes to
+// virtual server, TCP_CHECK, real servers that accept every connection),
+// BenchmarkLVSScale5000Deferred (the same 5,000 behind a listener that defers accept, so
+// that a check ended by a reset costs the real servers no accept) and
+// BenchmarkLVSDetection (one virtual server, retry 0, ten listeners closed one at a time)
+// each boot the VM once. The guest's test output goes to
 // a file in the temporary directory, whose name is printed.
 //
 // Environment: GKA_BIN names a static gokeepalived to use instead of building

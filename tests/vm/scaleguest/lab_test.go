@@ -187,14 +187,14 @@ func ipNet(p netip.Prefix) *net.IPNet {
 
 // farm is the namespace of the real servers with their one listener.
 //
-// Its listener defers accept by default (GKA_SCALE_FARM=defer): a check that resets
+// With GKA_SCALE_FARM=defer its listener defers accept: a check that resets
 // its connection never reaches the accepting goroutines, so the real servers' side of
 // a check is the kernel's work alone, as on a real server with its own CPUs; a check
 // that ends with a FIN (keepalived's) is accepted and closed as before. Checks are then
 // counted by the kernel (TcpExt TCPDeferAcceptDrop: the handshakes' last ACKs, one per
 // check whichever way it ends) and the interval between the checks of one server is
 // measured on a sample, the SYNs to the first farmSample servers captured at the
-// farm's interface. GKA_SCALE_FARM=accept is the earlier farm: every connection
+// farm's interface. With GKA_SCALE_FARM=accept (the default) every connection is
 // accepted, counted and timed by the accepting goroutines (getsockname), which takes
 // about half a vCPU at 1,500 checks a second.
 type farm struct {
@@ -214,7 +214,7 @@ const farmSample = 200
 const acceptors = 2
 
 func newFarm() (*farm, error) {
-	mode := cmp.Or(os.Getenv("GKA_SCALE_FARM"), "defer")
+	mode := cmp.Or(os.Getenv("GKA_SCALE_FARM"), "accept")
 	if mode != "defer" && mode != "accept" {
 		return nil, fmt.Errorf("GKA_SCALE_FARM=%s: want defer or accept", mode)
 	}

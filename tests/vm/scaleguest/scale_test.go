@@ -40,7 +40,8 @@ func TestMain(m *testing.M) {
 // first two; gokeepalived1: with GOMAXPROCS=1; engine: gokeepalived's LVS engine in this
 // binary, CPU-profiled during the window), GKA_SCALE_SETTLE the wait between
 // the table being programmed and the measuring window (default 10s), GKA_SCALE_WINDOW
-// the window (default 20s), GKA_DETECT_RUNS the detection samples (default 10).
+// the window (default 20s), GKA_DETECT_RUNS the detection samples (default 10),
+// GKA_SCALE_FARM how the farm's listener serves, accept (default) or defer (see farm).
 
 // envInt reads a positive integer setting.
 func envInt(name string, def int) int {
