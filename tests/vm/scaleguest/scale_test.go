@@ -200,7 +200,8 @@ func newLab(t *testing.T) *lab {
 		}
 		c.Close()
 	}
-	t.Logf("lab ready in %v", time.Since(start).Round(time.Millisecond))
+	cs, _ := os.ReadFile("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+	t.Logf("lab ready in %v; guest clocksource %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(string(cs)))
 	return l
 }
 
