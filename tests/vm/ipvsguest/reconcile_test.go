@@ -513,7 +513,7 @@ func TestReconcileScale(t *testing.T) {
 		}
 		wrapped[round] = time.Since(start)
 	}
-	t.Logf("1000 destination dumps: %v, %v through Moby (deadline goroutine); %v, %v straight through moby/ipvs",
+	t.Logf("1000 destination dumps: %v, %v through Moby (deadline watchdog); %v, %v straight through moby/ipvs",
 		wrapped[0].Round(time.Millisecond), wrapped[1].Round(time.Millisecond), raw[0].Round(time.Millisecond), raw[1].Round(time.Millisecond))
 	t.Logf("VM reconcile, 1000 services x 10 destinations: from empty %v (11000 writes, %v/write); idempotent pass %v (0 writes, 1001 reads); 1%% change %v (100 writes)",
 		fromEmpty.Round(time.Millisecond), (fromEmpty / 11000).Round(time.Microsecond), idem.Round(time.Millisecond), onePct.Round(time.Millisecond))
