@@ -183,6 +183,17 @@ func (p *proc) tail(n int) string {
 	return b.String()
 }
 
+// headSince returns the first n lines, each with its arrival after start.
+func (p *proc) headSince(start time.Time, n int) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var b strings.Builder
+	for _, l := range p.lines[:min(n, len(p.lines))] {
+		fmt.Fprintf(&b, "  +%v %s\n", l.at.Sub(start).Round(time.Millisecond), l.line)
+	}
+	return b.String()
+}
+
 // lineTime returns the arrival of the first line at or after from that matches re and
 // names addr.
 func (p *proc) lineTime(re *regexp.Regexp, addr netip.Addr, from time.Time) (time.Time, bool) {

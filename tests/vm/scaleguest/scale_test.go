@@ -324,6 +324,7 @@ func (l *lab) scale(t *testing.T, d daemon, lay layout, conf string, settle, win
 	}
 	t.Logf("%s: %d destinations in %d services programmed %v after the start (reading /proc/net/ip_vs: %v)",
 		d.name, lay.total(), lay.vs, took.Round(time.Millisecond), read.Round(time.Microsecond))
+	t.Logf("%s: its log until then, stamped from the start:\n%s", d.name, p.headSince(start, 12))
 	var err error
 	var cmdTook time.Duration
 	if r.IpvsadmDests, cmdTook, err = ipvsadmDests(); err != nil {
