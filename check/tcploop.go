@@ -44,8 +44,8 @@ type tcpConnect struct {
 	fd int // the socket, made or taken by submit; -1 when it could not be
 	// netns identifies the network namespace of a reusable socket (SO_NETNS_COOKIE):
 	// given by the probe, the namespace of its last socket, and set by submit when it
-	// makes one. 0 when the socket is not reusable (tcp_check_close fin, socket
-	// options, a kernel without the cookie): it is closed after the attempt.
+	// makes one. 0 when unknown (a kernel without the cookie): the socket is closed
+	// after the attempt instead of kept.
 	netns uint64
 	// reuse asks for a reusable socket: the target sets no socket option and closes
 	// with a reset.
@@ -175,7 +175,7 @@ func (l *tcpLoop) submit(c *tcpConnect) {
 		c.fd, c.err = c.target.socket(c.sa, c.reuse)
 		c.netns = 0
 		if c.err == nil && c.reuse {
-			c.netns = sysNetnsCookie(c.fd) // 0 (not reused) when the kernel has none
+			c.netns = tcpNetnsCookie(c.fd) // 0 (not kept) when the kernel has none
 		}
 	}
 	if c.err != nil {
@@ -207,24 +207,26 @@ func (l *tcpLoop) takeIdle(family int, netns uint64) int {
 	return -1
 }
 
-// release ends the connection of c's socket: a reusable socket in the epoll set is
-// disconnected (a reset when it was established) and kept for another attempt while
-// the loop keeps fewer than tcpIdleMax; any other is closed (a reset by SO_LINGER 0,
-// or a FIN with tcp_check_close fin).
+// tcpNetnsCookie is sysNetnsCookie; tests stand in a kernel without the cookie.
+var tcpNetnsCookie = sysNetnsCookie
+
+// release ends the connection of c's socket. A reusable socket has no SO_LINGER: it is
+// disconnected (a reset when it was established), then kept for another attempt if it
+// is in the epoll set, its namespace is known and the loop keeps fewer than
+// tcpIdleMax, else closed. Any other socket is closed (a reset by SO_LINGER 0, or a
+// FIN with tcp_check_close fin).
 func (l *tcpLoop) release(c *tcpConnect) {
-	if c.netns == 0 {
+	if !c.reuse {
 		sysClose(c.fd)
 		return
 	}
-	// A reusable socket has no SO_LINGER: it must be disconnected, reset, even when
-	// it is closed after.
 	err := sysDisconnect(c.fd)
 	if err == nil {
 		// The disconnect leaves ECONNRESET pending, which the next connect would
 		// report as its own failure: read it away.
 		_, err = sysSoError(c.fd)
 	}
-	if err == nil && c.registered {
+	if err == nil && c.registered && c.netns != 0 {
 		l.mu.Lock()
 		if len(l.idle) < tcpIdleMax {
 			l.idle = append(l.idle, tcpIdle{fd: c.fd, family: c.sa.family(), netns: c.netns})

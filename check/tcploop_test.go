@@ -366,3 +366,42 @@ func TestTCPLoopReuseBounded(t *testing.T) {
 		t.Errorf("%d kept sockets, want %d", idle, tcpIdleMax)
 	}
 }
+
+// TestTCPLoopResetWithoutCookie stands in a kernel without SO_NETNS_COOKIE: the
+// reusable socket, which has no SO_LINGER, still resets its connection, and is closed
+// instead of kept.
+func TestTCPLoopResetWithoutCookie(t *testing.T) {
+	saved := tcpNetnsCookie
+	tcpNetnsCookie = func(int) uint64 { return 0 }
+	t.Cleanup(func() { tcpNetnsCookie = saved })
+	l, err := newTCPLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(chan error, 1)
+	open := serveLoopback(t, func(c net.Conn) {
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err := c.Read(make([]byte, 1))
+		seen <- err
+		c.Close()
+	})
+	target, err := newProbeTarget(testChecker("TCP_CHECK", open.addr()), nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan loopVerdict, 1)
+	l.submit(&tcpConnect{target: &target, timeout: 10 * time.Second, reuse: true,
+		done: func(err error, took time.Duration) { ch <- loopVerdict{err, took} }})
+	if v := loopWait(t, ch); v.err != nil {
+		t.Fatal(v.err)
+	}
+	if err := <-seen; !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("server read %v, want a reset", err)
+	}
+	l.mu.Lock()
+	idle := len(l.idle)
+	l.mu.Unlock()
+	if idle != 0 {
+		t.Errorf("%d sockets kept without a namespace cookie, want 0", idle)
+	}
+}
