@@ -405,3 +405,38 @@ func TestTCPLoopResetWithoutCookie(t *testing.T) {
 		t.Errorf("%d sockets kept without a namespace cookie, want 0", idle)
 	}
 }
+
+// TestTCPLoopReuseIPv6 makes two IPv6 checks, one after the other, and an IPv4 one:
+// the second IPv6 check reuses the first one's socket, the IPv4 one does not.
+func TestTCPLoopReuseIPv6(t *testing.T) {
+	l, err := newTCPLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv6 := startTCPServer(t, "tcp6", "[::1]:0", func(c net.Conn) { c.Close() })
+	srv4 := serveLoopback(t, func(c net.Conn) { c.Close() })
+	var netns uint64
+	check := func(dst netip.AddrPort) int {
+		t.Helper()
+		target, err := newProbeTarget(testChecker("TCP_CHECK", dst), nil, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := make(chan loopVerdict, 1)
+		c := &tcpConnect{target: &target, timeout: 10 * time.Second, reuse: true, netns: netns,
+			done: func(err error, took time.Duration) { ch <- loopVerdict{err, took} }}
+		l.submit(c)
+		if v := loopWait(t, ch); v.err != nil {
+			t.Fatalf("%s: %v", dst, v.err)
+		}
+		netns = c.netns
+		return c.fd
+	}
+	first := check(srv6.addr())
+	if second := check(srv6.addr()); second != first {
+		t.Errorf("the second IPv6 check used socket %d, want the kept %d", second, first)
+	}
+	if v4 := check(srv4.addr()); v4 == first {
+		t.Errorf("the IPv4 check used the kept IPv6 socket %d", v4)
+	}
+}
