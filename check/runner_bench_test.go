@@ -30,6 +30,22 @@ func (p runSleepProbe) Check(ctx context.Context) Result {
 	}
 }
 
+// benchChecks makes n checks, one per real server, each with a probe from probe, every
+// delayLoop, their first attempts spread over one delayLoop.
+func benchChecks(n int, delayLoop time.Duration, probe func() Probe) []Check {
+	checks := make([]Check, n)
+	for i := range checks {
+		checks[i] = Check{
+			ID: fmt.Sprintf("vs|rs%d|0", i), RS: fmt.Sprintf("vs|rs%d", i), Probe: probe(),
+			Timing: parser.CheckTiming{
+				DelayLoop: parser.Duration(delayLoop), ConnectTimeout: parser.Seconds(1),
+				Retry: 1, DelayBeforeRetry: parser.Seconds(1), Warmup: parser.Duration(delayLoop),
+			},
+		}
+	}
+	return checks
+}
+
 // runCPUTime is the CPU time (user + system) the process has used.
 func runCPUTime(b *testing.B) time.Duration {
 	var ru syscall.Rusage
@@ -53,17 +69,7 @@ func BenchmarkRunner5000(b *testing.B) {
 	)
 	for b.Loop() {
 		r := NewRunner(Options{})
-		checks := make([]Check, n)
-		for i := range checks {
-			checks[i] = Check{
-				ID: fmt.Sprintf("vs|rs%d|0", i), RS: fmt.Sprintf("vs|rs%d", i), Probe: runSleepProbe{latency},
-				Timing: parser.CheckTiming{
-					DelayLoop: parser.Duration(delayLoop), ConnectTimeout: parser.Seconds(1),
-					Retry: 1, DelayBeforeRetry: parser.Seconds(1), Warmup: parser.Duration(delayLoop),
-				},
-			}
-		}
-		if err := r.Update(checks); err != nil {
+		if err := r.Update(benchChecks(n, delayLoop, func() Probe { return runSleepProbe{latency} })); err != nil {
 			b.Fatal(err)
 		}
 		time.Sleep(warm)
@@ -136,18 +142,7 @@ func BenchmarkRunnerTCP1000(b *testing.B) {
 	dst := deferredListener(b)
 	for b.Loop() {
 		r := NewRunner(Options{Slack: 10 * time.Millisecond})
-		checks := make([]Check, n)
-		for i := range checks {
-			c := testChecker("TCP_CHECK", dst)
-			checks[i] = Check{
-				ID: fmt.Sprintf("vs|rs%d|0", i), RS: fmt.Sprintf("vs|rs%d", i), Probe: mustNew(b, c),
-				Timing: parser.CheckTiming{
-					DelayLoop: parser.Duration(delayLoop), ConnectTimeout: parser.Seconds(1),
-					Retry: 1, DelayBeforeRetry: parser.Seconds(1), Warmup: parser.Duration(delayLoop),
-				},
-			}
-		}
-		if err := r.Update(checks); err != nil {
+		if err := r.Update(benchChecks(n, delayLoop, func() Probe { return mustNew(b, testChecker("TCP_CHECK", dst)) })); err != nil {
 			b.Fatal(err)
 		}
 		time.Sleep(warm)

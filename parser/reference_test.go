@@ -14,9 +14,7 @@ import (
 var parsedOnly = map[string]bool{
 	"static_ipaddress": true, "static_routes": true, "static_rules": true,
 	"virtual_routes": true, "virtual_rules": true,
-	"notification_email": true, "notification_email_from": true, "smtp_server": true, "smtp_helo_name": true,
-	"smtp_connect_timeout": true, "smtp_alert": true, "smtp_alert_vrrp": true, "smtp_alert_checker": true,
-	"no_email_faults": true, "startup_script": true, "startup_script_timeout": true, "shutdown_script": true,
+	"startup_script": true, "startup_script_timeout": true, "shutdown_script": true,
 	"shutdown_script_timeout": true, "vrrp_notify_priority_changes": true, "notify_priority_changes": true,
 	"fifo_write_vrrp_states_on_reload": true, "vrrp_startup_delay": true, "data_use_instance": true,
 	"default_interface": true, "dynamic_interfaces": true, "json_version": true,

@@ -49,6 +49,12 @@ func runDaemon(o *options, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	alerts := newAlerter(cfg, log)
+	defer func() { // after the engines have stopped: what they said on the way out is sent
+		sctx, cancel := context.WithTimeout(context.Background(), alertStopWait)
+		defer cancel()
+		alerts.stop(sctx)
+	}()
 
 	// ha_suspend: the LVS engine learns which addresses this director holds, at start
 	// and after every VRRP transition.
@@ -63,7 +69,8 @@ func runDaemon(o *options, stderr io.Writer) int {
 			NewSensor: vrrp.LinuxSensor,
 		}, log)
 		mgr.KeepVIPsOnStop = o.dontReleaseVIP
-		mgr.OnTransition = func(vrrp.Transition) {
+		mgr.OnTransition = func(t vrrp.Transition) {
+			alerts.vrrpTransition(t)
 			if l := lvsRef.Load(); l != nil {
 				if err := l.SetHeld(localAddrs()); err != nil {
 					log.Warn("ha_suspend update", "err", err)
@@ -77,7 +84,7 @@ func runDaemon(o *options, stderr io.Writer) int {
 	}
 	var lvs *ipvs.Manager
 	if !o.vrrpOnly && len(cfg.VirtualServers) > 0 {
-		m, stopLVS, err := startLVS(ctx, cfg, o.ipvsState, log)
+		m, stopLVS, err := startLVS(ctx, cfg, o.ipvsState, log, alerts)
 		if err != nil {
 			log.Error("cannot start the LVS engine", "err", err)
 			if mgr != nil {
@@ -89,7 +96,7 @@ func runDaemon(o *options, stderr io.Writer) int {
 		lvsRef.Store(m)
 		defer stopLVS()
 	}
-	run := &running{cfg: cfg}
+	run := &running{cfg: cfg, alerts: alerts}
 	started := time.Now()
 	sock := o.controlSocket
 	if sock == "" {
@@ -232,8 +239,9 @@ func localAddrs() []netip.Addr {
 // running holds the configuration in force; reloads (SIGHUP or the control socket) are
 // serialized through it.
 type running struct {
-	mu  sync.Mutex
-	cfg *parser.Config
+	mu     sync.Mutex
+	cfg    *parser.Config
+	alerts *alerter // takes the new configuration's SMTP settings
 }
 
 func (r *running) current() *parser.Config {
@@ -281,6 +289,9 @@ func (r *running) reload(ctx context.Context, o *options, log *slog.Logger, mgr 
 		problems = append(problems, "virtual servers need a restart to start the LVS engine")
 	}
 	r.cfg = cfg
+	if r.alerts != nil {
+		r.alerts.setConfig(cfg)
+	}
 	log.Info("reload done")
 	if len(problems) > 0 {
 		return "reloaded with problems:\n" + strings.Join(problems, "\n") + "\n"

@@ -19,7 +19,7 @@ const lvsNotifyTimeout = 10 * time.Second
 // startLVS starts the health checks and the IPVS reconciler, which keeps the services
 // it owns in stateFile (none when empty). It fails when the kernel has no IPVS:
 // gokeepalived never reports an IPVS change that did not happen.
-func startLVS(ctx context.Context, cfg *parser.Config, stateFile string, log *slog.Logger) (*ipvs.Manager, func(), error) {
+func startLVS(ctx context.Context, cfg *parser.Config, stateFile string, log *slog.Logger, alerts *alerter) (*ipvs.Manager, func(), error) {
 	k, err := ipvs.NewMoby(ipvs.DefaultCallTimeout)
 	if err != nil {
 		return nil, nil, err
@@ -69,6 +69,7 @@ func startLVS(ctx context.Context, cfg *parser.Config, stateFile string, log *sl
 		}()
 	}
 	m.OnRealServer = func(e ipvs.RealServerEvent) {
+		alerts.realServer(e)
 		write(vrrp.FormatRSLine(netip.AddrPortFrom(e.RS.Addr, e.RS.Port), lvsService(e.VS), e.Up))
 		if e.Up {
 			run(e.RS.NotifyUp)
@@ -77,6 +78,7 @@ func startLVS(ctx context.Context, cfg *parser.Config, stateFile string, log *sl
 		}
 	}
 	m.OnQuorum = func(e ipvs.QuorumEvent) {
+		alerts.quorum(e)
 		write(vrrp.FormatVSLine(lvsService(e.VS), e.Up))
 		if e.Up {
 			run(e.VS.QuorumUp)

@@ -1,0 +1,97 @@
+package lab
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// smtpSink accepts SMTP sessions on ln and sends the Subject of each mail to subjects.
+func smtpSink(t *testing.T, ln net.Listener, subjects chan<- string) {
+	t.Helper()
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+				r := bufio.NewReader(c)
+				fmt.Fprint(c, "220 sink\r\n")
+				inData := false
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					line = strings.TrimRight(line, "\r\n")
+					switch {
+					case inData && line == ".":
+						inData = false
+						fmt.Fprint(c, "250 queued\r\n")
+					case inData:
+						if s, ok := strings.CutPrefix(line, "Subject: "); ok {
+							subjects <- s
+						}
+					case strings.EqualFold(line, "DATA"):
+						inData = true
+						fmt.Fprint(c, "354 go ahead\r\n")
+					case strings.EqualFold(line, "QUIT"):
+						fmt.Fprint(c, "221 bye\r\n")
+						return
+					default: // EHLO, HELO, MAIL FROM, RCPT TO
+						fmt.Fprint(c, "250 ok\r\n")
+					}
+				}
+			}()
+		}
+	}()
+}
+
+// TestSMTPAlert: a director with notification_email and smtp_server mails its
+// instance's transitions to a mail server in the client's namespace.
+func TestSMTPAlert(t *testing.T) {
+	l := New(t, 1)
+	var ln net.Listener
+	if err := l.Client.Do(func() (err error) {
+		ln, err = net.Listen("tcp4", "192.168.71.100:2525")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	subjects := make(chan string, 10)
+	smtpSink(t, ln, subjects)
+	conf := `
+global_defs {
+    router_id lab-d1
+    notification_email {
+        ops@example.com
+    }
+    notification_email_from lb@example.com
+    smtp_server 192.168.71.100 2525
+    smtp_connect_timeout 5
+}
+` + seedConfig(150, "smtp_alert")
+	l.Start(0, "d1", conf, binary)
+	// The FAULT that waits for the first look at the instance's interface, a millisecond
+	// at start, is not mailed.
+	for _, want := range []string{
+		"[lab-d1] VRRP Instance VI_1 - Entering BACKUP state",
+		"[lab-d1] VRRP Instance VI_1 - Entering MASTER state",
+	} {
+		select {
+		case s := <-subjects:
+			if s != want {
+				t.Fatalf("mail %q, want %q", s, want)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("no mail %q within 15 s", want)
+		}
+	}
+}
