@@ -24,6 +24,23 @@ import (
 // exitDaemon is the exit code when the daemon cannot start.
 const exitDaemon = 1
 
+// lifecycleScript runs global_defs startup_script (before the engines start) or
+// shutdown_script (after they stop), as keepalived's parent process does, bounded by
+// its timeout; a failure is logged and the daemon goes on.
+func lifecycleScript(g *parser.GlobalDefs, which string, s *parser.Script, timeout time.Duration, log *slog.Logger) {
+	if s == nil {
+		return
+	}
+	r := vrrp.NewNotifyRunner(g, log)
+	r.Timeout = timeout
+	start := time.Now()
+	if err := r.Run(context.Background(), s); err != nil {
+		log.Warn(which+" failed", "script", s.Path(), "err", err)
+		return
+	}
+	log.Info(which+" done", "script", s.Path(), "took", time.Since(start).Round(time.Millisecond))
+}
+
 // runDaemon loads the configuration and runs the engines until SIGTERM or SIGINT.
 func runDaemon(o *options, stderr io.Writer) int {
 	log := newLogger(o, stderr)
@@ -55,6 +72,7 @@ func runDaemon(o *options, stderr io.Writer) int {
 		defer cancel()
 		alerts.stop(sctx)
 	}()
+	lifecycleScript(&cfg.Global, "startup_script", cfg.Global.StartupScript, cfg.Global.StartupScriptTimeout.D(), log)
 
 	// ha_suspend: the LVS engine learns which addresses this director holds, at start
 	// and after every VRRP transition.
@@ -144,6 +162,8 @@ func runDaemon(o *options, stderr io.Writer) int {
 	if mgr != nil {
 		mgr.Stop()
 	}
+	g := &run.current().Global
+	lifecycleScript(g, "shutdown_script", g.ShutdownScript, g.ShutdownScriptTimout.D(), log)
 	log.Info("stopped")
 	return exitOK
 }

@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -93,5 +96,39 @@ global_defs {
 		case <-time.After(15 * time.Second):
 			t.Fatalf("no mail %q within 15 s", want)
 		}
+	}
+}
+
+// TestStartupShutdownScripts: global_defs startup_script runs before the VRRP engine
+// starts, shutdown_script after it stopped (the VIP is gone by then).
+func TestStartupShutdownScripts(t *testing.T) {
+	l := New(t, 1)
+	dir := t.TempDir()
+	conf := fmt.Sprintf(`
+global_defs {
+    startup_script "/bin/sh -c 'ip -o addr show dev eth0 > %[1]s/startup'"
+    shutdown_script "/bin/sh -c 'ip -o addr show dev eth0 > %[1]s/shutdown'"
+    shutdown_script_timeout 5
+}
+`, dir) + seedConfig(150, "")
+	d := l.Start(0, "d1", conf, binary)
+	waitHolder(t, l, VIP, 0, 10*time.Second)
+	startup, err := os.ReadFile(filepath.Join(dir, "startup"))
+	if err != nil {
+		t.Fatalf("startup_script did not run: %v", err)
+	}
+	if strings.Contains(string(startup), VIP) {
+		t.Errorf("startup_script ran after the VIP was added:\n%s", startup)
+	}
+	d.Signal(syscall.SIGTERM)
+	if !d.Wait(15 * time.Second) {
+		t.Fatal("the daemon did not exit on SIGTERM")
+	}
+	shutdown, err := os.ReadFile(filepath.Join(dir, "shutdown"))
+	if err != nil {
+		t.Fatalf("shutdown_script did not run: %v", err)
+	}
+	if strings.Contains(string(shutdown), VIP) || !strings.Contains(string(shutdown), "192.168.71.1/") {
+		t.Errorf("shutdown_script did not run after the VIP was removed:\n%s", shutdown)
 	}
 }
