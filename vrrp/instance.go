@@ -249,6 +249,23 @@ func (in *instance) continueMachine(m Machine) Machine {
 
 // deliver hands an event to the instance without blocking the caller (the receive loop
 // or a tracker). A full queue drops the event: adverts repeat every interval.
+// await holds a new instance in INIT for d (vrrp_startup_delay), discarding what arrives
+// meanwhile (adverts, tracker updates: the state is read afresh after); false when ctx
+// ends first.
+func (in *instance) await(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return true
+		case <-in.events:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
 func (in *instance) deliver(ev Event) {
 	select {
 	case in.events <- ev:

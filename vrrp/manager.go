@@ -216,6 +216,13 @@ func (m *Manager) launch(ctx context.Context, cfg *parser.Config, h *handover) (
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	g := &generation{cfg: cfg, insts: insts, byName: byName, loops: opened, notes: nt, tracks: ts, cancel: cancel}
+	var delay time.Duration // vrrp_startup_delay: at start, not on reload
+	if h == nil {
+		delay = cfg.Global.StartupDelay.D()
+	}
+	if delay > 0 && len(insts) > 0 {
+		m.log.Info("VRRP instances start after vrrp_startup_delay", "delay", delay)
+	}
 	for _, in := range insts {
 		fault, reason := false, ""
 		if ts != nil {
@@ -224,6 +231,16 @@ func (m *Manager) launch(ctx context.Context, cfg *parser.Config, h *handover) (
 		g.wg.Add(1)
 		go func() {
 			defer g.wg.Done()
+			if delay > 0 {
+				if !in.await(runCtx, delay) {
+					return
+				}
+				if ts != nil { // the trackers' view now, not before the delay
+					fault, reason = ts.initial(in)
+					eff, _ := ts.current(in)
+					in.deliver(Event{Kind: EvPriority, Priority: eff})
+				}
+			}
 			in.run(runCtx, fault, reason)
 		}()
 		if in.carried != nil && ts != nil {

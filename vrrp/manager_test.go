@@ -261,3 +261,34 @@ func TestManagerInterfaceAppearsLater(t *testing.T) {
 	t.Cleanup(d.mgr.Stop)
 	eventually(t, 5*time.Second, "master once the socket opens", func() bool { return d.state() == StateMaster })
 }
+
+// TestManagerStartupDelay: with vrrp_startup_delay the instance stays in INIT, silent,
+// through the delay, even while a peer advertises, and then starts as usual; a reload
+// does not delay again.
+func TestManagerStartupDelay(t *testing.T) {
+	link := NewFakeLink()
+	peer := startDirector(t, link, "peer", 2, 100, "")
+	eventually(t, 3*time.Second, "peer master", func() bool { return peer.state() == StateMaster })
+	cfg := fakeConfigWith(t, "vrrp_startup_delay 1", 150, "")
+	started := time.Now()
+	d := startDirectorCfg(t, link, "d", 1, cfg)
+	for time.Since(started) < 700*time.Millisecond {
+		if s := d.state(); s != StateInit {
+			t.Fatalf("state %v %v after the start, within vrrp_startup_delay 1", s, time.Since(started))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if peer.state() != StateMaster {
+		t.Fatalf("the peer lost mastership to a director still in its start-up delay: %v", peer.state())
+	}
+	eventually(t, 3*time.Second, "d master after the delay", func() bool { return d.state() == StateMaster })
+	if took := time.Since(started); took < time.Second {
+		t.Errorf("master %v after the start, before the delay ended", took)
+	}
+	if err := d.mgr.Reload(context.Background(), fakeConfigWith(t, "vrrp_startup_delay 1", 150, "")); err != nil {
+		t.Fatal(err)
+	}
+	if s := d.state(); s != StateMaster {
+		t.Errorf("state %v right after a reload: the delay applies at start only", s)
+	}
+}
