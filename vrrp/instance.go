@@ -48,6 +48,9 @@ type instance struct {
 	group        *syncGroup // nil unless in a vrrp_sync_group
 	onTransition func(Transition)
 	onLowerPrio  func(name string, src netip.Addr, heard, ours uint8)
+	// onPriority gets a master's or a backup's new effective priority, when the
+	// instance has notify_priority_changes.
+	onPriority func(name string, st State, prio uint8)
 
 	events   chan Event
 	readd    chan *parser.VIP
@@ -275,8 +278,12 @@ func (in *instance) deliver(ev Event) {
 }
 
 func (in *instance) step(m Machine, ev Event) Machine {
-	from := m.State
+	from, prio := m.State, m.Priority
 	m, acts := m.Step(ev)
+	if m.Priority != prio && m.State == from && (m.State == StateMaster || m.State == StateBackup) &&
+		in.cfg.NotifyPriorityChanges && in.onPriority != nil {
+		in.onPriority(in.name, m.State, m.Priority)
+	}
 	// The packets and addresses first, then the transition's log line and notifies:
 	// a new master's first advert goes out before anything slower.
 	for _, a := range acts {

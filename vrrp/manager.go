@@ -144,6 +144,7 @@ func (m *Manager) launch(ctx context.Context, cfg *parser.Config, h *handover) (
 				m.OnTransition(t)
 			}
 		}
+		in.onPriority = nt.priority
 		in.onLowerPrio = func(name string, src netip.Addr, heard, ours uint8) {
 			nt.lowerPrio(name, ours)
 			if m.OnLowerPrio != nil {

@@ -70,6 +70,20 @@ func (nt *notifications) lowerPrio(instance string, ours uint8) {
 	}
 }
 
+// priority queues MASTER_PRIORITY or BACKUP_PRIORITY with the new priority
+// (notify_priority_changes: FIFO lines only).
+func (nt *notifications) priority(instance string, st State, prio uint8) {
+	n := nt.byName[instance]
+	if n == nil {
+		return
+	}
+	ev := NotifyEvent{State: NotifyStateBackupPriority, Priority: prio}
+	if st == StateMaster {
+		ev.State = NotifyStateMasterPriority
+	}
+	n.Enqueue(ev)
+}
+
 // stop runs what is queued (notify_stop included), then stops the FIFO scripts.
 func (nt *notifications) stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), notifyStopTimeout)

@@ -292,3 +292,50 @@ func TestManagerStartupDelay(t *testing.T) {
 		t.Errorf("state %v right after a reload: the delay applies at start only", s)
 	}
 }
+
+// TestManagerNotifyPriorityChanges: with notify_priority_changes a master's new
+// effective priority is a MASTER_PRIORITY line on the FIFO; without it, nothing.
+func TestManagerNotifyPriorityChanges(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		t.Run(fmt.Sprint(on), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "vrrp.fifo")
+			if err := syscall.Mkfifo(path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			lines := make(chan string, 16)
+			go func() {
+				sc := bufio.NewScanner(r)
+				for sc.Scan() {
+					lines <- sc.Text()
+				}
+			}()
+			extra := ""
+			if on {
+				extra = "notify_priority_changes"
+			}
+			d := startDirectorCfg(t, NewFakeLink(), "d", 2, fakeConfigWith(t, "vrrp_notify_fifo "+path, 120, extra))
+			eventually(t, 3*time.Second, "master", func() bool { return d.state() == StateMaster })
+			d.mgr.Deliver("VI_1", Event{Kind: EvPriority, Priority: 130})
+			d.mgr.Stop()
+			want := []string{`INSTANCE "VI_1" BACKUP 120`, `INSTANCE "VI_1" MASTER 120`, `INSTANCE "VI_1" MASTER_PRIORITY 130`, `INSTANCE "VI_1" STOP 130`}
+			if !on {
+				want = []string{`INSTANCE "VI_1" BACKUP 120`, `INSTANCE "VI_1" MASTER 120`, `INSTANCE "VI_1" STOP 130`}
+			}
+			for _, w := range want {
+				select {
+				case got := <-lines:
+					if got != w {
+						t.Fatalf("FIFO line %q, want %q", got, w)
+					}
+				case <-time.After(3 * time.Second):
+					t.Fatalf("no FIFO line; want %q", w)
+				}
+			}
+		})
+	}
+}
