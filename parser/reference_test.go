@@ -19,7 +19,7 @@ var parsedOnly = map[string]bool{
 	"track_src_ip": true, "unicast_fault_no_peer": true, "garp_extra_if": true, "timer_expired_backup": true,
 	"owner_ignore_adverts": true, "kernel_rx_buf_size": true, "old_unicast_checksum": true,
 	"promote_secondaries": true, "debug": true, "accept": true, "no_accept": true, "strict_mode": true,
-	"vrrp_strict": true, "snmp_name": true, "notify_deleted": true,
+	"vrrp_strict": true, "snmp_name": true,
 }
 
 // referenceBlock is one block of docs/configuration.md.

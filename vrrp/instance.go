@@ -21,6 +21,8 @@ type Transition struct {
 	Priority uint8
 	Reason   string
 	At       time.Time
+	// Removed marks the shutdown (To INIT) of an instance that a reload deleted.
+	Removed bool
 }
 
 // instance runs one vrrp_instance: it feeds events to its Machine and performs the
@@ -51,6 +53,9 @@ type instance struct {
 	// onPriority gets a master's or a backup's new effective priority, when the
 	// instance has notify_priority_changes.
 	onPriority func(name string, st State, prio uint8)
+	// removed is set when a reload deletes the instance (no instance of its name in
+	// the new configuration): its shutdown is then notified as such.
+	removed atomic.Bool
 
 	events   chan Event
 	readd    chan *parser.VIP
@@ -316,7 +321,8 @@ func (in *instance) perform(m Machine, from State, a Action) {
 			in.group.left(in)
 		}
 		if in.onTransition != nil {
-			in.onTransition(Transition{Instance: in.name, From: from, To: a.State, Priority: m.Priority, Reason: a.Reason, At: m.LastTransition})
+			in.onTransition(Transition{Instance: in.name, From: from, To: a.State, Priority: m.Priority, Reason: a.Reason, At: m.LastTransition,
+				Removed: a.State == StateInit && in.removed.Load()})
 		}
 	case ActSendAdvert:
 		in.sendAdvert(a.Priority)

@@ -116,9 +116,15 @@ func (m *Manager) Reload(ctx context.Context, cfg *parser.Config) error {
 	if m.gen == nil {
 		return errors.New("vrrp: manager not started")
 	}
-	keep := map[Identity]bool{}
+	keep, names := map[Identity]bool{}, map[string]bool{}
 	for _, c := range cfg.Instances {
 		keep[IdentityOf(c)] = true
+		names[c.Name] = true
+	}
+	for _, in := range m.gen.insts {
+		if !names[in.name] {
+			in.removed.Store(true)
+		}
 	}
 	h := m.stopGen(m.gen, keep)
 	m.gen = nil

@@ -48,10 +48,15 @@ func (m *Manager) openNotifications(cfg *parser.Config) *notifications {
 }
 
 // transition queues the notify event of a state change: the new state, or STOP when the
-// instance shuts down.
+// instance shuts down, or, when a reload deleted it, DELETED with notify_deleted and
+// FAULT without, as keepalived does.
 func (nt *notifications) transition(t Transition) {
 	n := nt.byName[t.Instance]
 	if n == nil {
+		return
+	}
+	if t.Removed {
+		n.Removed(t.Priority)
 		return
 	}
 	st, ok := NotifyStateFor(t.To)

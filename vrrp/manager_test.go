@@ -339,3 +339,63 @@ func TestManagerNotifyPriorityChanges(t *testing.T) {
 		})
 	}
 }
+
+// TestManagerReloadRemoved: an instance that a reload deletes is notified as FAULT, or
+// as DELETED with notify_deleted (keepalived); a daemon stop stays STOP.
+func TestManagerReloadRemoved(t *testing.T) {
+	for _, deleted := range []bool{false, true} {
+		t.Run(fmt.Sprint(deleted), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "vrrp.fifo")
+			if err := syscall.Mkfifo(path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			lines := make(chan string, 16)
+			go func() {
+				sc := bufio.NewScanner(r)
+				for sc.Scan() {
+					lines <- sc.Text()
+				}
+			}()
+			extra, want := "", `INSTANCE "VI_1" FAULT 120`
+			if deleted {
+				extra, want = "notify_deleted", `INSTANCE "VI_1" DELETED 120`
+			}
+			d := startDirectorCfg(t, NewFakeLink(), "d", 2, fakeConfigWith(t, "vrrp_notify_fifo "+path, 120, extra))
+			eventually(t, 3*time.Second, "master", func() bool { return d.state() == StateMaster })
+			other, ds := parser.LoadBytes("other.conf", []byte(`
+global_defs {
+    vrrp_notify_fifo `+path+`
+}
+vrrp_instance VI_2 {
+    interface eth0
+    virtual_router_id 52
+    priority 100
+    virtual_ipaddress {
+        192.168.71.206/24
+    }
+}
+`), parser.Options{ConfigID: "x"})
+			if ds.ExitCode() != parser.ExitOK {
+				t.Fatalf("config: %v", ds)
+			}
+			if err := d.mgr.Reload(context.Background(), other); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range []string{`INSTANCE "VI_1" BACKUP 120`, `INSTANCE "VI_1" MASTER 120`, want} {
+				select {
+				case got := <-lines:
+					if got != w {
+						t.Fatalf("FIFO line %q, want %q", got, w)
+					}
+				case <-time.After(3 * time.Second):
+					t.Fatalf("no FIFO line; want %q", w)
+				}
+			}
+		})
+	}
+}
