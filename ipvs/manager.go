@@ -28,6 +28,9 @@ type RealServerEvent struct {
 	RS     *parser.RealServer
 	Up     bool
 	Reason string
+	// Checked is set when a check's result caused the event; a real server's first
+	// state (at start, or when a reload adds it) is not.
+	Checked bool
 }
 
 // QuorumEvent is a virtual server gaining or losing its quorum (quorum_up/quorum_down).
@@ -292,7 +295,7 @@ func (m *Manager) transition(t check.Transition) {
 	}
 	m.log.Info("real server "+state, "vs", ref.key.VS, "rs", fmt.Sprintf("%s:%d", ref.rs.Addr, ref.rs.Port), "reason", t.Reason)
 	if m.OnRealServer != nil {
-		m.OnRealServer(RealServerEvent{VS: ref.vs, RS: ref.rs, Up: t.Up, Reason: t.Reason})
+		m.OnRealServer(RealServerEvent{VS: ref.vs, RS: ref.rs, Up: t.Up, Reason: t.Reason, Checked: t.Check != ""})
 	}
 	m.kick()
 }

@@ -153,9 +153,10 @@ func (a *alerter) mailTransitionLocked(t vrrp.Transition) {
 	}
 }
 
-// realServer mails a real server's new health if its smtp_alert is on.
+// realServer mails a real server's new health if its smtp_alert is on; its first state
+// (at start, or added by a reload) is not a change and sends nothing.
 func (a *alerter) realServer(e ipvs.RealServerEvent) {
-	if !e.RS.SMTPAlert {
+	if !e.RS.SMTPAlert || !e.Checked {
 		return
 	}
 	rs := vrrp.LVSService{Addr: netip.AddrPortFrom(e.RS.Addr, e.RS.Port), Protocol: e.VS.Protocol}

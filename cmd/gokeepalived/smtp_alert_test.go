@@ -251,9 +251,9 @@ func TestAlertNoEmailFaults(t *testing.T) {
 	}
 }
 
-// TestAlertLVS: a real server with smtp_alert (on by default for real servers) mails its
-// health, a virtual server with smtp_alert its quorum; smtp_alert off keeps a real
-// server quiet.
+// TestAlertLVS: a real server with smtp_alert (on by default for real servers) mails a
+// change of its health, not its first state; a virtual server with smtp_alert mails its
+// quorum; smtp_alert off keeps a real server quiet.
 func TestAlertLVS(t *testing.T) {
 	srv := startSMTPServer(t)
 	cfg := alertConfig(t, srv.ln.Addr(), `
@@ -277,8 +277,9 @@ virtual_server 10.0.0.1 80 {
 `)
 	a := testAlerter(t, cfg)
 	vs := cfg.VirtualServers[0]
-	a.realServer(ipvs.RealServerEvent{VS: vs, RS: vs.RealServers[1], Up: false, Reason: "refused"})
-	a.realServer(ipvs.RealServerEvent{VS: vs, RS: vs.RealServers[0], Up: false, Reason: "TCP_CHECK 10.0.0.2:80: connect: connection refused"})
+	a.realServer(ipvs.RealServerEvent{VS: vs, RS: vs.RealServers[0], Up: true, Reason: "new real server: up until a check fails"}) // first state
+	a.realServer(ipvs.RealServerEvent{VS: vs, RS: vs.RealServers[1], Up: false, Reason: "refused", Checked: true})
+	a.realServer(ipvs.RealServerEvent{VS: vs, RS: vs.RealServers[0], Up: false, Reason: "TCP_CHECK 10.0.0.2:80: connect: connection refused", Checked: true})
 	m := srv.next(t)
 	if s := subject(m.data); s != "[lb1] Realserver [10.0.0.2]:tcp:80 of virtual server [10.0.0.1]:tcp:80 - DOWN" {
 		t.Errorf("subject %q", s)
