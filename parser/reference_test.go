@@ -14,7 +14,7 @@ import (
 var parsedOnly = map[string]bool{
 	"static_ipaddress": true, "static_routes": true, "static_rules": true,
 	"virtual_routes": true, "virtual_rules": true,
-	"fifo_write_vrrp_states_on_reload": true, "data_use_instance": true,
+	"data_use_instance": true,
 	"default_interface": true, "dynamic_interfaces": true, "json_version": true,
 	"track_src_ip": true, "unicast_fault_no_peer": true, "garp_extra_if": true, "timer_expired_backup": true,
 	"owner_ignore_adverts": true, "kernel_rx_buf_size": true, "old_unicast_checksum": true,

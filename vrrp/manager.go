@@ -133,7 +133,29 @@ func (m *Manager) Reload(ctx context.Context, cfg *parser.Config) error {
 		return err
 	}
 	m.gen = g
+	if cfg.Global.FIFOWriteStatesOnReload {
+		g.writeKeptStates()
+	}
 	return nil
+}
+
+// writeKeptStates writes the state of every instance that a reload kept to the notify
+// FIFOs (fifo_write_vrrp_states_on_reload), so that a FIFO reader restarted with the
+// reload learns it; a new instance reports its own start.
+func (g *generation) writeKeptStates() {
+	for _, in := range g.insts {
+		if in.carried == nil {
+			continue
+		}
+		st, ok := NotifyStateFor(in.carried.State)
+		if !ok {
+			continue
+		}
+		line := FormatInstanceLine(NotifyInstance, in.name, st, in.carried.Priority)
+		for _, f := range g.notes.fifos {
+			_ = f.WriteLine(line) // a full FIFO drops the line; the FIFO counts it
+		}
+	}
 }
 
 // launch builds and starts a generation; h carries the state of kept instances.

@@ -399,3 +399,40 @@ vrrp_instance VI_2 {
 		})
 	}
 }
+
+// TestManagerFIFOStatesOnReload: with fifo_write_vrrp_states_on_reload a reload writes
+// the state of each kept instance to the FIFO; without it, nothing.
+func TestManagerFIFOStatesOnReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vrrp.fifo")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	global := "vrrp_notify_fifo " + path + "\n    fifo_write_vrrp_states_on_reload"
+	d := startDirectorCfg(t, NewFakeLink(), "d", 2, fakeConfigWith(t, global, 120, ""))
+	eventually(t, 3*time.Second, "master", func() bool { return d.state() == StateMaster })
+	if err := d.mgr.Reload(context.Background(), fakeConfigWith(t, global, 120, "")); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{`INSTANCE "VI_1" BACKUP 120`, `INSTANCE "VI_1" MASTER 120`, `INSTANCE "VI_1" MASTER 120`} {
+		select {
+		case got := <-lines:
+			if got != w {
+				t.Fatalf("FIFO line %q, want %q", got, w)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatalf("no FIFO line; want %q", w)
+		}
+	}
+}
