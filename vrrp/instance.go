@@ -66,9 +66,11 @@ type instance struct {
 	// Reload: carried is the state handed over by the previous generation (nil for a
 	// new instance) with that instance's addresses; handover set asks run to stop
 	// without shutting down, so that the next generation continues.
-	carried  *Machine
-	oldVIPs  []*parser.VIP
-	handover atomic.Bool
+	carried *Machine
+	oldVIPs []*parser.VIP
+	// oldRoutes are the virtual_routes of the instance before a reload kept it.
+	oldRoutes []*parser.Route
+	handover  atomic.Bool
 
 	mu   sync.Mutex
 	snap Machine
@@ -247,6 +249,7 @@ func (in *instance) continueMachine(m Machine) Machine {
 			default:
 			}
 		}
+		in.reloadRoutes()
 	}
 	in.mu.Lock()
 	in.snap = m
@@ -272,6 +275,52 @@ func (in *instance) await(ctx context.Context, d time.Duration) bool {
 			return false
 		}
 	}
+}
+
+// addRoutes installs a master's virtual_routes, after its addresses (a route may use
+// one as its source).
+func (in *instance) addRoutes(rs []*parser.Route) {
+	if len(rs) == 0 {
+		return
+	}
+	if in.kernel.Routes == nil {
+		in.log.Warn("virtual_routes are not installed: no route manager")
+		return
+	}
+	for _, r := range rs {
+		if err := in.kernel.Routes.Add(r); err != nil {
+			in.log.Error("cannot add virtual route", "route", r.Text, "err", err)
+		}
+	}
+}
+
+// delRoutes removes virtual_routes (before the addresses they may use).
+func (in *instance) delRoutes(rs []*parser.Route) {
+	if len(rs) == 0 || in.kernel.Routes == nil {
+		return
+	}
+	for _, r := range rs {
+		if err := in.kernel.Routes.Del(r); err != nil {
+			in.log.Error("cannot remove virtual route", "route", r.Text, "err", err)
+		}
+	}
+}
+
+// reloadRoutes makes a master kept by a reload hold the new configuration's
+// virtual_routes: the ones no longer configured go, the others are (re)installed.
+func (in *instance) reloadRoutes() {
+	keep := map[string]bool{}
+	for _, r := range in.cfg.Routes {
+		keep[r.Text] = true
+	}
+	var gone []*parser.Route
+	for _, r := range in.oldRoutes {
+		if !keep[r.Text] {
+			gone = append(gone, r)
+		}
+	}
+	in.delRoutes(gone)
+	in.addRoutes(in.cfg.Routes)
 }
 
 func (in *instance) deliver(ev Event) {
@@ -332,11 +381,13 @@ func (in *instance) perform(m Machine, from State, a Action) {
 				in.log.Error("cannot add virtual address", "addr", v.Prefix, "dev", v.Dev, "err", err)
 			}
 		}
+		in.addRoutes(in.cfg.Routes)
 	case ActRemoveVIPs:
 		if in.stopping && in.keepVIPsOnStop {
 			in.log.Info("leaving virtual addresses in place (-V)")
 			return
 		}
+		in.delRoutes(in.cfg.Routes)
 		for _, v := range in.vips {
 			if err := in.kernel.Addrs.Del(v); err != nil {
 				in.log.Error("cannot remove virtual address", "addr", v.Prefix, "dev", v.Dev, "err", err)

@@ -55,3 +55,11 @@ type AddrManager interface {
 type Announcer interface {
 	Announce(ifname string, addrs []netip.Addr, count int) error
 }
+
+// RouteManager installs and removes the virtual_routes of a master. Add replaces a
+// route with the same destination, table and metric; Del of a route that is not there
+// succeeds.
+type RouteManager interface {
+	Add(r *parser.Route) error
+	Del(r *parser.Route) error
+}

@@ -18,8 +18,11 @@ import (
 // Kernel bundles the kernel-facing pieces the engine uses. The Linux implementations are
 // ListenAdvert, NewAddrManager, NewAnnouncer and PrimaryAddr; tests use the fakes.
 type Kernel struct {
-	Listen      func(ifname string, f Family, opts ConnOptions) (AdvertConn, error)
-	Addrs       AddrManager
+	Listen func(ifname string, f Family, opts ConnOptions) (AdvertConn, error)
+	Addrs  AddrManager
+	// Routes installs a master's virtual_routes; nil leaves them out (logged once per
+	// instance that has some).
+	Routes      RouteManager
 	Announcer   Announcer
 	PrimaryAddr func(ifname string, f Family) (netip.Addr, error)
 	// NewSensor builds the sensor of a tracked object (LinuxSensor); nil runs no
@@ -61,7 +64,8 @@ type generation struct {
 // handover is what a reload carries from the old generation to the new one.
 type handover struct {
 	machines map[Identity]Machine
-	vips     map[Identity][]*parser.VIP // the old instance's addresses, for the diff
+	vips     map[Identity][]*parser.VIP   // the old instance's addresses, for the diff
+	routes   map[Identity][]*parser.Route // and its virtual_routes
 	stats    map[Identity]*Stats
 	status   map[trackKey]TrackStatus
 }
@@ -223,12 +227,14 @@ func (m *Manager) launch(ctx context.Context, cfg *parser.Config, h *handover) (
 		if h != nil {
 			if mc, ok := h.machines[IdentityOf(in.cfg)]; ok {
 				in.oldVIPs = h.vips[IdentityOf(in.cfg)]
+				in.oldRoutes = h.routes[IdentityOf(in.cfg)]
 				cm := in.continueMachine(mc)
 				in.carried = &cm
 				in.stats = h.stats[IdentityOf(in.cfg)]
 				continue // its addresses are in use: no leftover removal
 			}
 		}
+		in.delRoutes(in.cfg.Routes) // left by a previous run that ended as master
 		if removed, err := RemoveResidual(m.kernel.Addrs, in.vips); err != nil {
 			in.log.Warn("cannot check for leftover virtual addresses", "err", err)
 		} else if len(removed) > 0 {
@@ -301,7 +307,7 @@ func (m *Manager) launch(ctx context.Context, cfg *parser.Config, h *handover) (
 // over instead of shutting down; the handover is returned for the next generation.
 func (m *Manager) stopGen(g *generation, keep map[Identity]bool) *handover {
 	h := &handover{machines: map[Identity]Machine{}, vips: map[Identity][]*parser.VIP{},
-		stats: map[Identity]*Stats{}, status: map[trackKey]TrackStatus{}}
+		stats: map[Identity]*Stats{}, status: map[trackKey]TrackStatus{}, routes: map[Identity][]*parser.Route{}}
 	for _, in := range g.insts {
 		if keep[IdentityOf(in.cfg)] {
 			in.handover.Store(true)
@@ -320,6 +326,7 @@ func (m *Manager) stopGen(g *generation, keep map[Identity]bool) *handover {
 	for _, in := range g.insts {
 		if id := IdentityOf(in.cfg); keep[id] {
 			h.machines[id], h.vips[id], h.stats[id] = in.machine(), in.vips, in.stats
+			h.routes[id] = in.cfg.Routes
 		}
 	}
 	if g.tracks != nil {

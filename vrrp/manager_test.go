@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -19,11 +20,12 @@ import (
 
 // director is one simulated director: a Manager on a FakeLink with its own addresses.
 type director struct {
-	name  string
-	addr  netip.Addr
-	mgr   *Manager
-	addrs *FakeAddrs
-	ann   *FakeAnnouncer
+	name   string
+	addr   netip.Addr
+	mgr    *Manager
+	addrs  *FakeAddrs
+	routes *FakeRoutes
+	ann    *FakeAnnouncer
 
 	mu    sync.Mutex
 	trans []Transition
@@ -67,12 +69,13 @@ func startDirector(t *testing.T, link *FakeLink, name string, last byte, prio in
 
 func startDirectorCfg(t *testing.T, link *FakeLink, name string, last byte, cfg *parser.Config) *director {
 	t.Helper()
-	d := &director{name: name, addr: netip.AddrFrom4([4]byte{10, 0, 0, last}), addrs: &FakeAddrs{}, ann: &FakeAnnouncer{}}
+	d := &director{name: name, addr: netip.AddrFrom4([4]byte{10, 0, 0, last}), addrs: &FakeAddrs{}, routes: &FakeRoutes{}, ann: &FakeAnnouncer{}}
 	k := Kernel{
 		Listen: func(ifname string, f Family, opts ConnOptions) (AdvertConn, error) {
 			return link.Listen(f, opts, d.addr)
 		},
 		Addrs:       d.addrs,
+		Routes:      d.routes,
 		Announcer:   d.ann,
 		PrimaryAddr: func(string, Family) (netip.Addr, error) { return d.addr, nil },
 	}
@@ -435,4 +438,32 @@ func TestManagerFIFOStatesOnReload(t *testing.T) {
 			t.Fatalf("no FIFO line; want %q", w)
 		}
 	}
+}
+
+// TestManagerVirtualRoutes: the master holds its virtual_routes, a backup does not; they
+// follow the VIP on failover, and a reload of the master swaps a changed route without
+// touching the others.
+func TestManagerVirtualRoutes(t *testing.T) {
+	routes := func(lines ...string) string {
+		return "virtual_routes {\n" + strings.Join(lines, "\n") + "\n}"
+	}
+	const r1, r2, r3 = "10.99.0.0/24 via 10.0.0.254", "10.98.0.0/24 via 10.0.0.254", "10.97.0.0/24 via 10.0.0.254"
+	link := NewFakeLink()
+	d1 := startDirector(t, link, "d1", 1, 150, routes(r1, r2))
+	d2 := startDirector(t, link, "d2", 2, 100, routes(r1, r2))
+	eventually(t, 3*time.Second, "d1 master", func() bool { return d1.state() == StateMaster })
+	eventually(t, time.Second, "routes on d1", func() bool { return d1.routes.Present(r1) && d1.routes.Present(r2) })
+	if d2.routes.Present(r1) || d2.routes.Present(r2) {
+		t.Fatal("a backup holds the virtual routes")
+	}
+	if err := d1.mgr.Reload(context.Background(), fakeConfig(t, 150, routes(r1, r3))); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Second, "routes swapped on d1", func() bool {
+		return d1.routes.Present(r1) && d1.routes.Present(r3) && !d1.routes.Present(r2)
+	})
+	d1.mgr.Stop()
+	eventually(t, time.Second, "routes moved to d2", func() bool {
+		return d2.state() == StateMaster && d2.routes.Present(r1) && d2.routes.Present(r2) && !d1.routes.Present(r1)
+	})
 }

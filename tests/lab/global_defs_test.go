@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"gokeepalived/tests/netns"
 )
 
 // smtpSink accepts SMTP sessions on ln and sends the Subject of each mail to subjects.
@@ -130,5 +132,33 @@ global_defs {
 	}
 	if strings.Contains(string(shutdown), VIP) || !strings.Contains(string(shutdown), "192.168.71.1/") {
 		t.Errorf("shutdown_script did not run after the VIP was removed:\n%s", shutdown)
+	}
+}
+
+// TestVirtualRoutes: the master installs its virtual_routes in the kernel and the
+// backup does not; after a graceful stop they are on the new master and gone from the
+// old one.
+func TestVirtualRoutes(t *testing.T) {
+	l := New(t, 2)
+	routes := "virtual_routes {\n        10.99.0.0/24 via 192.168.71.100 dev eth0\n        blackhole 10.98.0.0/24\n    }"
+	d1 := l.Start(0, "d1", seedConfig(150, routes), binary)
+	l.Start(1, "d2", seedConfig(100, routes), binary)
+	has := func(i int) (bool, bool) {
+		out := l.Directors[i].Run("ip", "route", "show")
+		return strings.Contains(out, "10.99.0.0/24 via 192.168.71.100 dev eth0"), strings.Contains(out, "blackhole 10.98.0.0/24")
+	}
+	waitHolder(t, l, VIP, 0, 10*time.Second)
+	netns.Eventually(t, 5*time.Second, "routes on the master", func() bool { a, b := has(0); return a && b })
+	if a, b := has(1); a || b {
+		t.Fatal("the backup holds virtual routes")
+	}
+	d1.Signal(syscall.SIGTERM)
+	waitHolder(t, l, VIP, 1, 10*time.Second)
+	netns.Eventually(t, 5*time.Second, "routes on the new master", func() bool { a, b := has(1); return a && b })
+	if !d1.Wait(10 * time.Second) {
+		t.Fatal("d1 did not exit")
+	}
+	if a, b := has(0); a || b {
+		t.Error("the stopped master left its virtual routes")
 	}
 }
