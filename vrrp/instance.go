@@ -68,8 +68,10 @@ type instance struct {
 	// without shutting down, so that the next generation continues.
 	carried *Machine
 	oldVIPs []*parser.VIP
-	// oldRoutes are the virtual_routes of the instance before a reload kept it.
+	// oldRoutes and oldRules are the instance's virtual_routes and virtual_rules before
+	// a reload kept it.
 	oldRoutes []*parser.Route
+	oldRules  []*parser.Rule
 	handover  atomic.Bool
 
 	mu   sync.Mutex
@@ -278,28 +280,39 @@ func (in *instance) await(ctx context.Context, d time.Duration) bool {
 }
 
 // addRoutes installs a master's virtual_routes, after its addresses (a route may use
-// one as its source).
-func (in *instance) addRoutes(rs []*parser.Route) {
-	if len(rs) == 0 {
+// one as its source), then its virtual_rules (which send traffic to the routes' tables).
+func (in *instance) addRoutes(routes []*parser.Route, rules []*parser.Rule) {
+	if len(routes) == 0 && len(rules) == 0 {
 		return
 	}
 	if in.kernel.Routes == nil {
-		in.log.Warn("virtual_routes are not installed: no route manager")
+		in.log.Warn("virtual_routes and virtual_rules are not installed: no route manager")
 		return
 	}
-	for _, r := range rs {
+	for _, r := range routes {
 		if err := in.kernel.Routes.Add(r); err != nil {
 			in.log.Error("cannot add virtual route", "route", r.Text, "err", err)
 		}
 	}
+	for _, r := range rules {
+		if err := in.kernel.Routes.AddRule(r); err != nil {
+			in.log.Error("cannot add virtual rule", "rule", r.Text, "err", err)
+		}
+	}
 }
 
-// delRoutes removes virtual_routes (before the addresses they may use).
-func (in *instance) delRoutes(rs []*parser.Route) {
-	if len(rs) == 0 || in.kernel.Routes == nil {
+// delRoutes removes virtual_rules, then virtual_routes, before the addresses they may
+// use.
+func (in *instance) delRoutes(routes []*parser.Route, rules []*parser.Rule) {
+	if in.kernel.Routes == nil {
 		return
 	}
-	for _, r := range rs {
+	for _, r := range rules {
+		if err := in.kernel.Routes.DelRule(r); err != nil {
+			in.log.Error("cannot remove virtual rule", "rule", r.Text, "err", err)
+		}
+	}
+	for _, r := range routes {
 		if err := in.kernel.Routes.Del(r); err != nil {
 			in.log.Error("cannot remove virtual route", "route", r.Text, "err", err)
 		}
@@ -307,20 +320,30 @@ func (in *instance) delRoutes(rs []*parser.Route) {
 }
 
 // reloadRoutes makes a master kept by a reload hold the new configuration's
-// virtual_routes: the ones no longer configured go, the others are (re)installed.
+// virtual_routes and virtual_rules: those no longer configured go, the others are
+// (re)installed.
 func (in *instance) reloadRoutes() {
 	keep := map[string]bool{}
 	for _, r := range in.cfg.Routes {
-		keep[r.Text] = true
+		keep["route "+r.Text] = true
 	}
-	var gone []*parser.Route
+	for _, r := range in.cfg.Rules {
+		keep["rule "+r.Text] = true
+	}
+	var goneRoutes []*parser.Route
 	for _, r := range in.oldRoutes {
-		if !keep[r.Text] {
-			gone = append(gone, r)
+		if !keep["route "+r.Text] {
+			goneRoutes = append(goneRoutes, r)
 		}
 	}
-	in.delRoutes(gone)
-	in.addRoutes(in.cfg.Routes)
+	var goneRules []*parser.Rule
+	for _, r := range in.oldRules {
+		if !keep["rule "+r.Text] {
+			goneRules = append(goneRules, r)
+		}
+	}
+	in.delRoutes(goneRoutes, goneRules)
+	in.addRoutes(in.cfg.Routes, in.cfg.Rules)
 }
 
 func (in *instance) deliver(ev Event) {
@@ -381,13 +404,13 @@ func (in *instance) perform(m Machine, from State, a Action) {
 				in.log.Error("cannot add virtual address", "addr", v.Prefix, "dev", v.Dev, "err", err)
 			}
 		}
-		in.addRoutes(in.cfg.Routes)
+		in.addRoutes(in.cfg.Routes, in.cfg.Rules)
 	case ActRemoveVIPs:
 		if in.stopping && in.keepVIPsOnStop {
 			in.log.Info("leaving virtual addresses in place (-V)")
 			return
 		}
-		in.delRoutes(in.cfg.Routes)
+		in.delRoutes(in.cfg.Routes, in.cfg.Rules)
 		for _, v := range in.vips {
 			if err := in.kernel.Addrs.Del(v); err != nil {
 				in.log.Error("cannot remove virtual address", "addr", v.Prefix, "dev", v.Dev, "err", err)

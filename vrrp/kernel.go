@@ -56,10 +56,12 @@ type Announcer interface {
 	Announce(ifname string, addrs []netip.Addr, count int) error
 }
 
-// RouteManager installs and removes the virtual_routes of a master. Add replaces a
-// route with the same destination, table and metric; Del of a route that is not there
-// succeeds.
+// RouteManager installs and removes the virtual_routes and virtual_rules of a master.
+// Add replaces a route with the same destination, table and metric; AddRule of a rule
+// that is there succeeds; Del and DelRule of what is not there succeed.
 type RouteManager interface {
 	Add(r *parser.Route) error
 	Del(r *parser.Route) error
+	AddRule(r *parser.Rule) error
+	DelRule(r *parser.Rule) error
 }

@@ -66,6 +66,7 @@ type handover struct {
 	machines map[Identity]Machine
 	vips     map[Identity][]*parser.VIP   // the old instance's addresses, for the diff
 	routes   map[Identity][]*parser.Route // and its virtual_routes
+	rules    map[Identity][]*parser.Rule  // and virtual_rules
 	stats    map[Identity]*Stats
 	status   map[trackKey]TrackStatus
 }
@@ -227,14 +228,14 @@ func (m *Manager) launch(ctx context.Context, cfg *parser.Config, h *handover) (
 		if h != nil {
 			if mc, ok := h.machines[IdentityOf(in.cfg)]; ok {
 				in.oldVIPs = h.vips[IdentityOf(in.cfg)]
-				in.oldRoutes = h.routes[IdentityOf(in.cfg)]
+				in.oldRoutes, in.oldRules = h.routes[IdentityOf(in.cfg)], h.rules[IdentityOf(in.cfg)]
 				cm := in.continueMachine(mc)
 				in.carried = &cm
 				in.stats = h.stats[IdentityOf(in.cfg)]
 				continue // its addresses are in use: no leftover removal
 			}
 		}
-		in.delRoutes(in.cfg.Routes) // left by a previous run that ended as master
+		in.delRoutes(in.cfg.Routes, in.cfg.Rules) // left by a previous run that ended as master
 		if removed, err := RemoveResidual(m.kernel.Addrs, in.vips); err != nil {
 			in.log.Warn("cannot check for leftover virtual addresses", "err", err)
 		} else if len(removed) > 0 {
@@ -307,7 +308,7 @@ func (m *Manager) launch(ctx context.Context, cfg *parser.Config, h *handover) (
 // over instead of shutting down; the handover is returned for the next generation.
 func (m *Manager) stopGen(g *generation, keep map[Identity]bool) *handover {
 	h := &handover{machines: map[Identity]Machine{}, vips: map[Identity][]*parser.VIP{},
-		stats: map[Identity]*Stats{}, status: map[trackKey]TrackStatus{}, routes: map[Identity][]*parser.Route{}}
+		stats: map[Identity]*Stats{}, status: map[trackKey]TrackStatus{}, routes: map[Identity][]*parser.Route{}, rules: map[Identity][]*parser.Rule{}}
 	for _, in := range g.insts {
 		if keep[IdentityOf(in.cfg)] {
 			in.handover.Store(true)
@@ -326,7 +327,7 @@ func (m *Manager) stopGen(g *generation, keep map[Identity]bool) *handover {
 	for _, in := range g.insts {
 		if id := IdentityOf(in.cfg); keep[id] {
 			h.machines[id], h.vips[id], h.stats[id] = in.machine(), in.vips, in.stats
-			h.routes[id] = in.cfg.Routes
+			h.routes[id], h.rules[id] = in.cfg.Routes, in.cfg.Rules
 		}
 	}
 	if g.tracks != nil {

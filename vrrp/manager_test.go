@@ -440,27 +440,31 @@ func TestManagerFIFOStatesOnReload(t *testing.T) {
 	}
 }
 
-// TestManagerVirtualRoutes: the master holds its virtual_routes, a backup does not; they
-// follow the VIP on failover, and a reload of the master swaps a changed route without
-// touching the others.
+// TestManagerVirtualRoutes: the master holds its virtual_routes and virtual_rules, a
+// backup does not; they follow the VIP on failover, and a reload of the master swaps a
+// changed route and drops a removed rule without touching the others.
 func TestManagerVirtualRoutes(t *testing.T) {
 	routes := func(lines ...string) string {
 		return "virtual_routes {\n" + strings.Join(lines, "\n") + "\n}"
 	}
 	const r1, r2, r3 = "10.99.0.0/24 via 10.0.0.254", "10.98.0.0/24 via 10.0.0.254", "10.97.0.0/24 via 10.0.0.254"
+	const rule = "from 192.168.71.205 table 100"
+	rules := "\nvirtual_rules {\n" + rule + "\n}"
 	link := NewFakeLink()
-	d1 := startDirector(t, link, "d1", 1, 150, routes(r1, r2))
-	d2 := startDirector(t, link, "d2", 2, 100, routes(r1, r2))
+	d1 := startDirector(t, link, "d1", 1, 150, routes(r1, r2)+rules)
+	d2 := startDirector(t, link, "d2", 2, 100, routes(r1, r2)+rules)
 	eventually(t, 3*time.Second, "d1 master", func() bool { return d1.state() == StateMaster })
-	eventually(t, time.Second, "routes on d1", func() bool { return d1.routes.Present(r1) && d1.routes.Present(r2) })
-	if d2.routes.Present(r1) || d2.routes.Present(r2) {
+	eventually(t, time.Second, "routes on d1", func() bool {
+		return d1.routes.Present(r1) && d1.routes.Present(r2) && d1.routes.Present("rule "+rule)
+	})
+	if d2.routes.Present(r1) || d2.routes.Present(r2) || d2.routes.Present("rule "+rule) {
 		t.Fatal("a backup holds the virtual routes")
 	}
 	if err := d1.mgr.Reload(context.Background(), fakeConfig(t, 150, routes(r1, r3))); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Second, "routes swapped on d1", func() bool {
-		return d1.routes.Present(r1) && d1.routes.Present(r3) && !d1.routes.Present(r2)
+	eventually(t, time.Second, "routes swapped on d1, rule gone", func() bool {
+		return d1.routes.Present(r1) && d1.routes.Present(r3) && !d1.routes.Present(r2) && !d1.routes.Present("rule "+rule)
 	})
 	d1.mgr.Stop()
 	eventually(t, time.Second, "routes moved to d2", func() bool {

@@ -6,7 +6,8 @@ import (
 	"gokeepalived/parser"
 )
 
-// FakeRoutes is an in-memory RouteManager for tests: the routes present, by their text.
+// FakeRoutes is an in-memory RouteManager for tests: the routes and rules present, by
+// their text ("rule " before a rule's).
 type FakeRoutes struct {
 	mu      sync.Mutex
 	present map[string]bool
@@ -38,4 +39,14 @@ func (f *FakeRoutes) Present(text string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.present[text]
+}
+
+// AddRule marks r present.
+func (f *FakeRoutes) AddRule(r *parser.Rule) error {
+	return f.Add(&parser.Route{Text: "rule " + r.Text})
+}
+
+// DelRule marks r absent.
+func (f *FakeRoutes) DelRule(r *parser.Rule) error {
+	return f.Del(&parser.Route{Text: "rule " + r.Text})
 }

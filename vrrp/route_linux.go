@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 
 	"github.com/vishvananda/netlink"
@@ -136,4 +137,81 @@ func linkIndex(name string) (int, error) {
 		return 0, fmt.Errorf("interface %s: %w", name, err)
 	}
 	return l.Attrs().Index, nil
+}
+
+// AddRule installs r; a rule that is there already is not an error.
+func (NetlinkRoutes) AddRule(r *parser.Rule) error {
+	nr, err := netlinkRule(r)
+	if err != nil {
+		return err
+	}
+	if err := netlink.RuleAdd(nr); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("rule %q: %w", r.Text, err)
+	}
+	return nil
+}
+
+// DelRule removes r; a rule that is not there is not an error.
+func (NetlinkRoutes) DelRule(r *parser.Rule) error {
+	nr, err := netlinkRule(r)
+	if err != nil {
+		return err
+	}
+	if err := netlink.RuleDel(nr); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("rule %q: %w", r.Text, err)
+	}
+	return nil
+}
+
+// ruleActions maps rule actions to the kernel's (FR_ACT_*; goto is a field of its own).
+var ruleActions = map[string]uint8{
+	"table": 1, "nop": 3, "blackhole": 6, "unreachable": 7, "prohibit": 8,
+}
+
+// netlinkRule translates r. Selectors kept as options (tos, uidrange, ports, ipproto,
+// suppress_*...) and the l3mdev action are not supported: such a rule is an error.
+func netlinkRule(r *parser.Rule) (*netlink.Rule, error) {
+	if len(r.Options) > 0 {
+		return nil, fmt.Errorf("rule %q: %q is not supported", r.Text, r.Options[0])
+	}
+	nr := netlink.NewRule()
+	nr.Family = unix.AF_INET
+	if r.Family == 6 {
+		nr.Family = unix.AF_INET6
+	}
+	switch r.Action {
+	case "goto":
+		nr.Goto = int(r.Goto)
+	default:
+		act, ok := ruleActions[r.Action]
+		if !ok {
+			return nil, fmt.Errorf("rule %q: action %q is not supported", r.Text, r.Action)
+		}
+		nr.Type = act
+		if r.Action == "table" {
+			nr.Table = int(r.Table)
+		}
+	}
+	prefix := func(p netip.Prefix) *net.IPNet {
+		return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+	}
+	if r.From.IsValid() {
+		nr.Src = prefix(r.From)
+	}
+	if r.To.IsValid() {
+		nr.Dst = prefix(r.To)
+	}
+	nr.Invert = r.Not
+	if r.Priority != nil {
+		nr.Priority = int(*r.Priority)
+	}
+	if r.Fwmark != nil {
+		nr.Mark = *r.Fwmark
+	}
+	if r.FwMask != nil {
+		m := *r.FwMask
+		nr.Mask = &m
+	}
+	nr.IifName, nr.OifName = r.Iif, r.Oif
+	return nr, nil
 }

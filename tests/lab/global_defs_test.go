@@ -135,17 +135,19 @@ global_defs {
 	}
 }
 
-// TestVirtualRoutes: the master installs its virtual_routes in the kernel and the
-// backup does not; after a graceful stop they are on the new master and gone from the
-// old one.
+// TestVirtualRoutes: the master installs its virtual_routes and virtual_rules in the
+// kernel and the backup does not; after a graceful stop they are on the new master and
+// gone from the old one.
 func TestVirtualRoutes(t *testing.T) {
 	l := New(t, 2)
-	routes := "virtual_routes {\n        10.99.0.0/24 via 192.168.71.100 dev eth0\n        blackhole 10.98.0.0/24\n    }"
+	routes := "virtual_routes {\n        10.99.0.0/24 via 192.168.71.100 dev eth0\n        blackhole 10.98.0.0/24\n    }\n" +
+		"    virtual_rules {\n        from 192.168.71.205 table 100\n    }"
 	d1 := l.Start(0, "d1", seedConfig(150, routes), binary)
 	l.Start(1, "d2", seedConfig(100, routes), binary)
 	has := func(i int) (bool, bool) {
-		out := l.Directors[i].Run("ip", "route", "show")
-		return strings.Contains(out, "10.99.0.0/24 via 192.168.71.100 dev eth0"), strings.Contains(out, "blackhole 10.98.0.0/24")
+		routes, rules := l.Directors[i].Run("ip", "route", "show"), l.Directors[i].Run("ip", "rule", "show")
+		return strings.Contains(routes, "10.99.0.0/24 via 192.168.71.100 dev eth0") && strings.Contains(routes, "blackhole 10.98.0.0/24"),
+			strings.Contains(rules, "from 192.168.71.205 lookup 100")
 	}
 	waitHolder(t, l, VIP, 0, 10*time.Second)
 	netns.Eventually(t, 5*time.Second, "routes on the master", func() bool { a, b := has(0); return a && b })
