@@ -12,7 +12,6 @@ import (
 // parsedOnly are keywords read into the typed model that the engines do not act on yet;
 // the reference says so. Remove a name when its feature lands.
 var parsedOnly = map[string]bool{
-	"static_ipaddress": true, "static_routes": true, "static_rules": true,
 	"data_use_instance": true,
 	"default_interface": true, "dynamic_interfaces": true, "json_version": true,
 	"track_src_ip": true, "unicast_fault_no_peer": true, "garp_extra_if": true, "timer_expired_backup": true,

@@ -103,6 +103,7 @@ func (m *Manager) Start(ctx context.Context, cfg *parser.Config) error {
 	if m.gen != nil {
 		return errors.New("vrrp: manager already started")
 	}
+	m.applyStatic(nil, cfg)
 	g, err := m.launch(ctx, cfg, nil)
 	if err != nil {
 		return err
@@ -131,8 +132,10 @@ func (m *Manager) Reload(ctx context.Context, cfg *parser.Config) error {
 			in.removed.Store(true)
 		}
 	}
+	old := m.gen.cfg
 	h := m.stopGen(m.gen, keep)
 	m.gen = nil
+	m.applyStatic(old, cfg)
 	g, err := m.launch(ctx, cfg, h)
 	if err != nil {
 		return err
@@ -345,6 +348,9 @@ func (m *Manager) Stop() {
 	m.mu.Unlock()
 	if g != nil {
 		m.stopGen(g, nil)
+		if !m.KeepVIPsOnStop {
+			m.applyStatic(g.cfg, nil)
+		}
 	}
 }
 

@@ -471,3 +471,52 @@ func TestManagerVirtualRoutes(t *testing.T) {
 		return d2.state() == StateMaster && d2.routes.Present(r1) && d2.routes.Present(r2) && !d1.routes.Present(r1)
 	})
 }
+
+// TestManagerStatic: static_ipaddress, static_routes and static_rules are installed at
+// start whatever the state (a backup here), converged by a reload and removed at stop.
+func TestManagerStatic(t *testing.T) {
+	static := func(route string) string {
+		return "static_ipaddress {\n10.1.1.1/32 dev eth0\n}\nstatic_routes {\n" + route + "\n}\nstatic_rules {\nfrom 10.1.1.1 table 200\n}\n"
+	}
+	config := func(route string) *parser.Config {
+		t.Helper()
+		cfg, ds := parser.LoadBytes("static.conf", []byte(static(route)+`
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    version 3
+    priority 50
+    advert_int 0.05
+    virtual_ipaddress {
+        `+fakeVIP+`
+    }
+}
+`), parser.Options{ConfigID: "x"})
+		if ds.ExitCode() != parser.ExitOK {
+			t.Fatalf("config: %v", ds)
+		}
+		return cfg
+	}
+	const r1, r2 = "10.96.0.0/24 via 10.0.0.254", "10.95.0.0/24 via 10.0.0.254"
+	link := NewFakeLink()
+	peer := startDirector(t, link, "peer", 2, 100, "")
+	eventually(t, 3*time.Second, "peer master", func() bool { return peer.state() == StateMaster })
+	d := startDirectorCfg(t, link, "d", 1, config(r1))
+	addr := netip.MustParsePrefix("10.1.1.1/32")
+	if !d.addrs.Present("eth0", addr) || !d.routes.Present(r1) || !d.routes.Present("rule from 10.1.1.1 table 200") {
+		t.Fatal("static address, route or rule missing after the start")
+	}
+	if err := d.mgr.Reload(context.Background(), config(r2)); err != nil {
+		t.Fatal(err)
+	}
+	if d.routes.Present(r1) || !d.routes.Present(r2) || !d.addrs.Present("eth0", addr) {
+		t.Error("the reload did not swap the static route, or dropped the address")
+	}
+	if s := d.state(); s != StateBackup {
+		t.Errorf("state %v, want BACKUP under the higher peer", s)
+	}
+	d.mgr.Stop()
+	if d.addrs.Present("eth0", addr) || d.routes.Present(r2) || d.routes.Present("rule from 10.1.1.1 table 200") {
+		t.Error("static address, route or rule left after the stop")
+	}
+}
