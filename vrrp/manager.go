@@ -22,9 +22,12 @@ type Kernel struct {
 	Addrs  AddrManager
 	// Routes installs a master's virtual_routes; nil leaves them out (logged once per
 	// instance that has some).
-	Routes      RouteManager
-	Announcer   Announcer
-	PrimaryAddr func(ifname string, f Family) (netip.Addr, error)
+	Routes RouteManager
+	// PromoteSecondaries turns on the promote_secondaries flag of an interface (an
+	// instance with promote_secondaries); nil skips it.
+	PromoteSecondaries func(ifname string) error
+	Announcer          Announcer
+	PrimaryAddr        func(ifname string, f Family) (netip.Addr, error)
 	// NewSensor builds the sensor of a tracked object (LinuxSensor); nil runs no
 	// trackers at all, not even the instance's own interface.
 	NewSensor func(kind TrackerKind, name string, cfg *parser.Config, log *slog.Logger) (Sensor, error)
@@ -236,6 +239,11 @@ func (m *Manager) launch(ctx context.Context, cfg *parser.Config, h *handover) (
 				in.carried = &cm
 				in.stats = h.stats[IdentityOf(in.cfg)]
 				continue // its addresses are in use: no leftover removal
+			}
+		}
+		if in.cfg.PromoteSecondaries && m.kernel.PromoteSecondaries != nil {
+			if err := m.kernel.PromoteSecondaries(in.cfg.Interface); err != nil {
+				in.log.Warn("cannot set promote_secondaries", "interface", in.cfg.Interface, "err", err)
 			}
 		}
 		in.delRoutes(in.cfg.Routes, in.cfg.Rules) // left by a previous run that ended as master

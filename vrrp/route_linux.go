@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -214,4 +216,14 @@ func netlinkRule(r *parser.Rule) (*netlink.Rule, error) {
 	}
 	nr.IifName, nr.OifName = r.Iif, r.Oif
 	return nr, nil
+}
+
+// PromoteSecondaries sets net.ipv4.conf.IFNAME.promote_secondaries to 1, in the current
+// network namespace: removing an interface's primary address then promotes a secondary
+// of the same prefix instead of deleting them all (a VIP among them).
+func PromoteSecondaries(ifname string) error {
+	if ifname == "" || strings.ContainsAny(ifname, "/\x00") || ifname == "." || ifname == ".." {
+		return fmt.Errorf("interface name %q", ifname)
+	}
+	return os.WriteFile("/proc/sys/net/ipv4/conf/"+ifname+"/promote_secondaries", []byte("1\n"), 0)
 }

@@ -83,7 +83,8 @@ func runDaemon(o *options, stderr io.Writer) int {
 		defer am.Close()
 		ann := vrrp.NewFamilyAnnouncer(cfg.Global.GARPInterval.D(), cfg.Global.GNAInterval.D())
 		mgr = vrrp.NewManager(vrrp.Kernel{
-			Listen: vrrp.ListenAdvert, Addrs: am, Routes: vrrp.NetlinkRoutes{}, Announcer: ann, PrimaryAddr: vrrp.PrimaryAddr,
+			Listen: vrrp.ListenAdvert, Addrs: am, Routes: vrrp.NetlinkRoutes{}, PromoteSecondaries: vrrp.PromoteSecondaries,
+			Announcer: ann, PrimaryAddr: vrrp.PrimaryAddr,
 			NewSensor: vrrp.LinuxSensor,
 		}, log)
 		mgr.KeepVIPsOnStop = o.dontReleaseVIP

@@ -164,3 +164,17 @@ func TestVirtualRoutes(t *testing.T) {
 		t.Error("the stopped master left its virtual routes")
 	}
 }
+
+// TestPromoteSecondaries: an instance with promote_secondaries sets the flag of its
+// interface.
+func TestPromoteSecondaries(t *testing.T) {
+	l := New(t, 1)
+	flag := func() string {
+		return strings.TrimSpace(l.Directors[0].Run("cat", "/proc/sys/net/ipv4/conf/eth0/promote_secondaries"))
+	}
+	if f := flag(); f != "0" {
+		t.Fatalf("promote_secondaries is %q in a new namespace, want the kernel's default 0", f)
+	}
+	l.Start(0, "d1", seedConfig(150, "promote_secondaries"), binary)
+	netns.Eventually(t, 10*time.Second, "promote_secondaries on eth0", func() bool { return flag() == "1" })
+}
