@@ -45,7 +45,6 @@ type alert struct {
 // holds up VRRP or the checkers.
 type alerter struct {
 	log     *slog.Logger
-	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
 	host    string // the local host name: default router_id, HELO name and sender domain
 	queue   chan alert
 	done    chan struct{} // closed when the sender is gone
@@ -68,7 +67,7 @@ func newAlerter(cfg *parser.Config, log *slog.Logger) *alerter {
 		host = "localhost"
 	}
 	a := &alerter{
-		log: log, dial: (&net.Dialer{}).DialContext, host: host,
+		log: log, host: host,
 		queue: make(chan alert, alertQueue), done: make(chan struct{}), abandon: make(chan struct{}),
 		cfg: cfg, groupSent: map[string]vrrp.State{},
 		heldFault: map[string]*time.Timer{}, faultHold: alertFaultHold,
@@ -225,7 +224,8 @@ func (a *alerter) mail(g *parser.GlobalDefs, m alert) error {
 	timeout := g.SMTPConnectTimeout.D()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	conn, err := a.dial(ctx, "tcp", net.JoinHostPort(g.SMTPServer, fmt.Sprint(g.SMTPPort)))
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(g.SMTPServer, fmt.Sprint(g.SMTPPort)))
 	if err != nil {
 		return err
 	}
