@@ -50,15 +50,23 @@ type KeptInstance struct {
 	OldName     string   // when renamed
 	VIPsAdded   []string // addresses added (only while MASTER do they reach the kernel)
 	VIPsRemoved []string
-	Changed     []string // settings that change, "priority 100 -> 110"
+	// RoutesAdded and RoutesRemoved are virtual_routes ("route ...") and virtual_rules
+	// ("rule ..."), which also reach the kernel only while MASTER.
+	RoutesAdded   []string
+	RoutesRemoved []string
+	Changed       []string // settings that change, "priority 100 -> 110"
 }
 
 // Plan is what a reload changes, computed without touching anything (reload --dry-run).
 type Plan struct {
 	Added     []string // new instances, started in BACKUP
-	Removed   []string // instances stopped: priority 0 if MASTER, addresses removed, notify DELETED
+	Removed   []string // instances stopped: priority 0 if MASTER, addresses removed, notify FAULT or DELETED
 	Recreated []string // same name, new identity: removed and added again, so they flap
 	Kept      []KeptInstance
+	// StaticAdded and StaticRemoved are the static_ipaddress ("address ..."),
+	// static_routes ("route ...") and static_rules ("rule ...") entries that change.
+	StaticAdded   []string
+	StaticRemoved []string
 }
 
 // PlanReload compares two configurations.
@@ -93,7 +101,50 @@ func PlanReload(old, new *parser.Config) Plan {
 		}
 		p.Removed = append(p.Removed, c.Name)
 	}
+	p.StaticAdded, p.StaticRemoved = textDiff(staticKeys(old), staticKeys(new))
 	return p
+}
+
+// textDiff returns what new has that old has not, and the other way round.
+func textDiff(old, new []string) (added, removed []string) {
+	for _, v := range new {
+		if !slices.Contains(old, v) {
+			added = append(added, v)
+		}
+	}
+	for _, v := range old {
+		if !slices.Contains(new, v) {
+			removed = append(removed, v)
+		}
+	}
+	return added, removed
+}
+
+// staticKeys renders a configuration's static entries for the plan.
+func staticKeys(cfg *parser.Config) []string {
+	var out []string
+	for _, v := range cfg.StaticAddresses {
+		out = append(out, "address "+v.Prefix.String()+" dev "+v.Dev)
+	}
+	for _, r := range cfg.StaticRoutes {
+		out = append(out, "route "+r.Text)
+	}
+	for _, r := range cfg.StaticRules {
+		out = append(out, "rule "+r.Text)
+	}
+	return out
+}
+
+// routeKeys renders an instance's virtual_routes and virtual_rules for the plan.
+func routeKeys(c *parser.VRRPInstance) []string {
+	var out []string
+	for _, r := range c.Routes {
+		out = append(out, "route "+r.Text)
+	}
+	for _, r := range c.Rules {
+		out = append(out, "rule "+r.Text)
+	}
+	return out
 }
 
 func keptChanges(o, c *parser.VRRPInstance) KeptInstance {
@@ -101,17 +152,8 @@ func keptChanges(o, c *parser.VRRPInstance) KeptInstance {
 	if o.Name != c.Name {
 		k.OldName = o.Name
 	}
-	oldV, newV := vipKeys(o), vipKeys(c)
-	for _, v := range newV {
-		if !slices.Contains(oldV, v) {
-			k.VIPsAdded = append(k.VIPsAdded, v)
-		}
-	}
-	for _, v := range oldV {
-		if !slices.Contains(newV, v) {
-			k.VIPsRemoved = append(k.VIPsRemoved, v)
-		}
-	}
+	k.VIPsAdded, k.VIPsRemoved = textDiff(vipKeys(o), vipKeys(c))
+	k.RoutesAdded, k.RoutesRemoved = textDiff(routeKeys(o), routeKeys(c))
 	diff := func(what string, a, b any) {
 		if fmt.Sprint(a) != fmt.Sprint(b) {
 			k.Changed = append(k.Changed, fmt.Sprintf("%s %v -> %v", what, a, b))
@@ -166,9 +208,21 @@ func (p Plan) String() string {
 		for _, v := range k.VIPsRemoved {
 			fmt.Fprintf(&b, "instance %s: remove address %s\n", k.Name, v)
 		}
+		for _, r := range k.RoutesAdded {
+			fmt.Fprintf(&b, "instance %s: add virtual %s\n", k.Name, r)
+		}
+		for _, r := range k.RoutesRemoved {
+			fmt.Fprintf(&b, "instance %s: remove virtual %s\n", k.Name, r)
+		}
 		for _, c := range k.Changed {
 			fmt.Fprintf(&b, "instance %s: %s\n", k.Name, c)
 		}
+	}
+	for _, v := range p.StaticAdded {
+		fmt.Fprintf(&b, "add static %s\n", v)
+	}
+	for _, v := range p.StaticRemoved {
+		fmt.Fprintf(&b, "remove static %s\n", v)
 	}
 	if b.Len() == 0 {
 		return "no change\n"

@@ -87,6 +87,37 @@ vrrp_instance VI_1 {
     }
 }
 `, "remove instance VI_2\nrecreate instance VI_1: VRID 51 IPv4 on eth0, multicast 224.0.0.18 -> VRID 61 IPv4 on eth0, multicast 224.0.0.18 (identity changed: it will flap)\n"},
+		{"static entries and virtual routes", `
+static_ipaddress {
+    10.9.9.9/32 dev eth0
+}
+static_routes {
+    10.96.0.0/24 via 10.0.0.254
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    virtual_ipaddress {
+        10.0.0.1/24
+        10.0.0.2/24
+    }
+    virtual_routes {
+        10.99.0.0/24 via 10.0.0.254
+    }
+    virtual_rules {
+        from 10.0.0.1 table 100
+    }
+}
+vrrp_instance VI_2 {
+    interface eth0
+    virtual_router_id 52
+    virtual_ipaddress {
+        10.0.1.1/24
+    }
+}
+`, "instance VI_1: add virtual route 10.99.0.0/24 via 10.0.0.254\ninstance VI_1: add virtual rule from 10.0.0.1 table 100\n" +
+			"add static address 10.9.9.9/32 dev eth0\nadd static route 10.96.0.0/24 via 10.0.0.254\n"},
 	}
 	old := planConfig(t, planBase)
 	for _, tc := range tests {
