@@ -288,6 +288,9 @@ func (r *running) reload(ctx context.Context, o *options, log *slog.Logger, mgr 
 	}
 	_ = sdNotify("RELOADING=1")
 	defer sdNotify("READY=1")
+	if r.alerts != nil {
+		r.alerts.setConfig(cfg) // before the engines: the instances a reload adds mail their start
+	}
 	var problems []string
 	switch {
 	case mgr != nil:
@@ -310,9 +313,6 @@ func (r *running) reload(ctx context.Context, o *options, log *slog.Logger, mgr 
 		problems = append(problems, "virtual servers need a restart to start the LVS engine")
 	}
 	r.cfg = cfg
-	if r.alerts != nil {
-		r.alerts.setConfig(cfg)
-	}
 	log.Info("reload done")
 	if len(problems) > 0 {
 		return "reloaded with problems:\n" + strings.Join(problems, "\n") + "\n"
