@@ -445,6 +445,9 @@ func (l *rxLoop) run(conn AdvertConn) {
 			in.logDrop(rx.Src, why)
 			continue
 		}
+		if in.cfg.OwnerIgnoreAdverts && in.cfg.Priority == 255 {
+			continue // owner_ignore_adverts: the address owner stays master whatever it hears
+		}
 		in.deliver(Event{Kind: EvAdvert, Advert: ra, Now: arrived})
 	}
 }

@@ -520,3 +520,33 @@ vrrp_instance VI_1 {
 		t.Error("static address, route or rule left after the stop")
 	}
 }
+
+// TestManagerOwnerIgnoreAdverts: two address owners (priority 255); the one with the
+// lower address yields to the other, unless it has owner_ignore_adverts.
+func TestManagerOwnerIgnoreAdverts(t *testing.T) {
+	for _, ignore := range []bool{false, true} {
+		t.Run(fmt.Sprint(ignore), func(t *testing.T) {
+			extra := "state MASTER"
+			if ignore {
+				extra += "\nowner_ignore_adverts"
+			}
+			link := NewFakeLink()
+			low := startDirector(t, link, "low", 1, 255, extra)
+			eventually(t, 3*time.Second, "low master", func() bool { return low.state() == StateMaster })
+			startDirector(t, link, "high", 2, 255, "state MASTER")
+			deadline := time.Now().Add(500 * time.Millisecond) // ten advert intervals
+			for time.Now().Before(deadline) {
+				if !ignore && low.state() == StateBackup {
+					return
+				}
+				if ignore && low.state() != StateMaster {
+					t.Fatalf("the owner with owner_ignore_adverts left MASTER: %v", low.state())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if !ignore {
+				t.Fatalf("the lower-address owner stayed %v, want BACKUP", low.state())
+			}
+		})
+	}
+}
