@@ -27,6 +27,9 @@ type ConnOptions struct {
 	// another socket of the host joined their group (IP_MULTICAST_ALL is
 	// off). Groups must be empty.
 	Unicast bool
+	// RcvBuf, when positive, is the socket's receive buffer (SO_RCVBUF; the kernel
+	// doubles it and caps it at net.core.rmem_max): kernel_rx_buf_size.
+	RcvBuf int
 }
 
 // DefaultGroup returns the multicast group of VRRP for family f:

@@ -84,6 +84,12 @@ func listenAdvert(ifname string, f Family, opts ConnOptions) (*advertSocket, err
 		pc.Close()
 		return nil, err
 	}
+	if opts.RcvBuf > 0 {
+		if err := c.ip.SetReadBuffer(opts.RcvBuf); err != nil {
+			pc.Close()
+			return nil, fmt.Errorf("SO_RCVBUF %d: %w", opts.RcvBuf, err)
+		}
+	}
 	return c, nil
 }
 

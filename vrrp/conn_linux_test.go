@@ -14,6 +14,8 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 
+	"golang.org/x/sys/unix"
+
 	"gokeepalived/tests/netns"
 )
 
@@ -829,5 +831,35 @@ func TestFakeConnConcurrent(t *testing.T) {
 			t.Fatal(err)
 		}
 		<-done
+	}
+}
+
+// TestConnRcvBuf: kernel_rx_buf_size sets the socket's receive buffer (the kernel
+// doubles what it is given).
+func TestConnRcvBuf(t *testing.T) {
+	netns.RequireRoot(t)
+	a, _ := connPair(t)
+	rcvbuf := func(c *advertSocket) int {
+		rc, err := c.ip.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v int
+		var serr error
+		if err := rc.Control(func(fd uintptr) { v, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) }); err != nil {
+			t.Fatal(err)
+		}
+		if serr != nil {
+			t.Fatal(serr)
+		}
+		return v
+	}
+	def := rcvbuf(connListen(t, a, "eth0", FamilyIPv4, ConnOptions{}))
+	want := 2 * 48 * 1024
+	if def == want {
+		t.Fatalf("the default receive buffer is already %d: pick another size", def)
+	}
+	if got := rcvbuf(connListen(t, a, "eth0", FamilyIPv4, ConnOptions{RcvBuf: 48 * 1024})); got != want {
+		t.Errorf("SO_RCVBUF %d with RcvBuf 48 KiB, want %d (default %d)", got, want, def)
 	}
 }

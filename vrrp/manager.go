@@ -218,6 +218,9 @@ func (m *Manager) launch(ctx context.Context, cfg *parser.Config, h *handover) (
 	var opened []*rxLoop
 	for k, l := range loops {
 		l.opts = ConnOptions{Groups: groups[k], Unicast: len(groups[k]) == 0}
+		for _, in := range l.byVRID { // kernel_rx_buf_size: the largest of the socket's instances
+			l.opts.RcvBuf = max(l.opts.RcvBuf, in.cfg.KernelRxBufSize)
+		}
 		opened = append(opened, l)
 		for _, in := range l.byVRID {
 			in.loop = l

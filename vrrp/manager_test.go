@@ -550,3 +550,32 @@ func TestManagerOwnerIgnoreAdverts(t *testing.T) {
 		})
 	}
 }
+
+// TestManagerRcvBuf: an instance's kernel_rx_buf_size reaches the options of its
+// interface's socket.
+func TestManagerRcvBuf(t *testing.T) {
+	link := NewFakeLink()
+	got := make(chan int, 4)
+	addr := netip.MustParseAddr("10.0.0.1")
+	k := Kernel{
+		Listen: func(_ string, f Family, opts ConnOptions) (AdvertConn, error) {
+			got <- opts.RcvBuf
+			return link.Listen(f, opts, addr)
+		},
+		Addrs: &FakeAddrs{}, Announcer: &FakeAnnouncer{},
+		PrimaryAddr: func(string, Family) (netip.Addr, error) { return addr, nil },
+	}
+	m := NewManager(k, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := m.Start(context.Background(), fakeConfig(t, 100, "kernel_rx_buf_size 65536")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	select {
+	case v := <-got:
+		if v != 65536 {
+			t.Errorf("RcvBuf %d, want 65536", v)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the socket was not opened")
+	}
+}
