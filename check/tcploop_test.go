@@ -440,3 +440,69 @@ func TestTCPLoopReuseIPv6(t *testing.T) {
 		t.Errorf("the IPv4 check used the kept IPv6 socket %d", v4)
 	}
 }
+
+// TestTCPLoopReuseMany runs rounds of reusable attempts, a thousand at once, to an open
+// port and a closed one mixed: kept sockets go from one attempt to the next (of either
+// kind) and no verdict is another's — a refusal never shows as a success nor the other
+// way round.
+func TestTCPLoopReuseMany(t *testing.T) {
+	l, err := newTCPLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := serveLoopback(t, func(c net.Conn) { c.Close() })
+	closed := closedPort(t, "tcp4")
+	targets := map[bool]probeTarget{}
+	for _, ok := range []bool{true, false} {
+		dst := closed
+		if ok {
+			dst = open.addr()
+		}
+		tg, err := newProbeTarget(testChecker("TCP_CHECK", dst), nil, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		targets[ok] = tg
+	}
+	var netns uint64
+	fds := map[int]bool{}
+	for round := range 3 {
+		const n = 1000
+		type result struct {
+			want bool
+			err  error
+			c    *tcpConnect
+		}
+		ch := make(chan result, n)
+		for i := range n {
+			want := i%3 != 0
+			tg := targets[want]
+			c := &tcpConnect{target: &tg, timeout: 10 * time.Second, reuse: true, netns: netns}
+			c.done = func(err error, _ time.Duration) { ch <- result{want, err, c} }
+			l.submit(c)
+			netns = c.netns
+		}
+		for range n {
+			var r result
+			select {
+			case r = <-ch:
+			case <-time.After(time.Minute):
+				t.Fatalf("round %d: a verdict is missing after a minute", round)
+			}
+			switch {
+			case r.want && r.err != nil:
+				t.Fatalf("round %d: connect to the open port: %v", round, r.err)
+			case !r.want && !errors.Is(r.err, syscall.ECONNREFUSED):
+				t.Fatalf("round %d: connect to the closed port: %v, want refused", round, r.err)
+			}
+			fds[r.c.fd] = true
+		}
+	}
+	l.mu.Lock()
+	idle := len(l.idle)
+	l.mu.Unlock()
+	if idle == 0 || idle > tcpIdleMax {
+		t.Errorf("%d kept sockets, want 1..%d", idle, tcpIdleMax)
+	}
+	t.Logf("3 rounds of 1,000 attempts used %d distinct descriptors; %d kept", len(fds), idle)
+}
