@@ -203,37 +203,13 @@ func TestManagerRejectsBadAdverts(t *testing.T) {
 // TestManagerNotifyFIFO: state changes reach vrrp_notify_fifo in keepalived's format and
 // order, STOP included.
 func TestManagerNotifyFIFO(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "vrrp.fifo")
-	if err := syscall.Mkfifo(path, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
+	path, lines := fifoLines(t)
 	link := NewFakeLink()
 	d := startDirectorCfg(t, link, "d", 2, fakeConfigWith(t, "vrrp_notify_fifo "+path, 120, ""))
 	eventually(t, 3*time.Second, "master", func() bool { return d.state() == StateMaster })
 	d.mgr.Stop()
 	want := []string{`INSTANCE "VI_1" BACKUP 120`, `INSTANCE "VI_1" MASTER 120`, `INSTANCE "VI_1" STOP 120`}
-	for _, w := range want {
-		select {
-		case got := <-lines:
-			if got != w {
-				t.Fatalf("FIFO line %q, want %q", got, w)
-			}
-		case <-time.After(3 * time.Second):
-			t.Fatalf("no FIFO line; want %q", w)
-		}
-	}
+	expectLines(t, lines, want...)
 }
 
 // TestManagerInterfaceAppearsLater: a socket that cannot be opened at start (the
@@ -301,22 +277,7 @@ func TestManagerStartupDelay(t *testing.T) {
 func TestManagerNotifyPriorityChanges(t *testing.T) {
 	for _, on := range []bool{true, false} {
 		t.Run(fmt.Sprint(on), func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "vrrp.fifo")
-			if err := syscall.Mkfifo(path, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			r, err := os.OpenFile(path, os.O_RDWR, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			lines := make(chan string, 16)
-			go func() {
-				sc := bufio.NewScanner(r)
-				for sc.Scan() {
-					lines <- sc.Text()
-				}
-			}()
+			path, lines := fifoLines(t)
 			extra := ""
 			if on {
 				extra = "notify_priority_changes"
@@ -329,16 +290,7 @@ func TestManagerNotifyPriorityChanges(t *testing.T) {
 			if !on {
 				want = []string{`INSTANCE "VI_1" BACKUP 120`, `INSTANCE "VI_1" MASTER 120`, `INSTANCE "VI_1" STOP 130`}
 			}
-			for _, w := range want {
-				select {
-				case got := <-lines:
-					if got != w {
-						t.Fatalf("FIFO line %q, want %q", got, w)
-					}
-				case <-time.After(3 * time.Second):
-					t.Fatalf("no FIFO line; want %q", w)
-				}
-			}
+			expectLines(t, lines, want...)
 		})
 	}
 }
@@ -348,22 +300,7 @@ func TestManagerNotifyPriorityChanges(t *testing.T) {
 func TestManagerReloadRemoved(t *testing.T) {
 	for _, deleted := range []bool{false, true} {
 		t.Run(fmt.Sprint(deleted), func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "vrrp.fifo")
-			if err := syscall.Mkfifo(path, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			r, err := os.OpenFile(path, os.O_RDWR, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			lines := make(chan string, 16)
-			go func() {
-				sc := bufio.NewScanner(r)
-				for sc.Scan() {
-					lines <- sc.Text()
-				}
-			}()
+			path, lines := fifoLines(t)
 			extra, want := "", `INSTANCE "VI_1" FAULT 120`
 			if deleted {
 				extra, want = "notify_deleted", `INSTANCE "VI_1" DELETED 120`
@@ -389,16 +326,7 @@ vrrp_instance VI_2 {
 			if err := d.mgr.Reload(context.Background(), other); err != nil {
 				t.Fatal(err)
 			}
-			for _, w := range []string{`INSTANCE "VI_1" BACKUP 120`, `INSTANCE "VI_1" MASTER 120`, want} {
-				select {
-				case got := <-lines:
-					if got != w {
-						t.Fatalf("FIFO line %q, want %q", got, w)
-					}
-				case <-time.After(3 * time.Second):
-					t.Fatalf("no FIFO line; want %q", w)
-				}
-			}
+			expectLines(t, lines, `INSTANCE "VI_1" BACKUP 120`, `INSTANCE "VI_1" MASTER 120`, want)
 		})
 	}
 }
@@ -406,38 +334,14 @@ vrrp_instance VI_2 {
 // TestManagerFIFOStatesOnReload: with fifo_write_vrrp_states_on_reload a reload writes
 // the state of each kept instance to the FIFO; without it, nothing.
 func TestManagerFIFOStatesOnReload(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "vrrp.fifo")
-	if err := syscall.Mkfifo(path, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
+	path, lines := fifoLines(t)
 	global := "vrrp_notify_fifo " + path + "\n    fifo_write_vrrp_states_on_reload"
 	d := startDirectorCfg(t, NewFakeLink(), "d", 2, fakeConfigWith(t, global, 120, ""))
 	eventually(t, 3*time.Second, "master", func() bool { return d.state() == StateMaster })
 	if err := d.mgr.Reload(context.Background(), fakeConfigWith(t, global, 120, "")); err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []string{`INSTANCE "VI_1" BACKUP 120`, `INSTANCE "VI_1" MASTER 120`, `INSTANCE "VI_1" MASTER 120`} {
-		select {
-		case got := <-lines:
-			if got != w {
-				t.Fatalf("FIFO line %q, want %q", got, w)
-			}
-		case <-time.After(3 * time.Second):
-			t.Fatalf("no FIFO line; want %q", w)
-		}
-	}
+	expectLines(t, lines, `INSTANCE "VI_1" BACKUP 120`, `INSTANCE "VI_1" MASTER 120`, `INSTANCE "VI_1" MASTER 120`)
 }
 
 // TestManagerVirtualRoutes: the master holds its virtual_routes and virtual_rules, a
@@ -577,5 +481,43 @@ func TestManagerRcvBuf(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the socket was not opened")
+	}
+}
+
+// fifoLines makes a FIFO in a temporary directory and returns its path and the lines a
+// reader gets from it until the test ends.
+func fifoLines(t *testing.T) (string, <-chan string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "vrrp.fifo")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	return path, lines
+}
+
+// expectLines fails the test unless the next lines are want, each within 3 s.
+func expectLines(t *testing.T, lines <-chan string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		select {
+		case got := <-lines:
+			if got != w {
+				t.Fatalf("FIFO line %q, want %q", got, w)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatalf("no FIFO line; want %q", w)
+		}
 	}
 }
