@@ -32,7 +32,8 @@ func TestNewMobyRefuses(t *testing.T) {
 			t.Fatalf("NewMoby with IPVS present: %v", err)
 		}
 		m.Close()
-		t.Skip("this kernel has IPVS: nothing to refuse")
+		t.Log("this kernel has IPVS: NewMoby opened a handle, nothing to refuse")
+		return
 	}
 	if m != nil || !errors.Is(err, ErrNoIPVS) {
 		t.Fatalf("NewMoby without IPVS = %v, %v; want nil, ErrNoIPVS", m, err)
