@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"gokeepalived/parser"
+	"gokeepalived/tests/netns"
 )
 
 // miscChecker is a MISC_CHECK running script with sh.
@@ -143,11 +144,11 @@ func TestMiscProbeTimeoutDefaultsToDelayLoop(t *testing.T) {
 
 func TestMiscProbeUser(t *testing.T) {
 	if os.Geteuid() != 0 {
-		probeSkipUnlessCI(t, "needs root to change user")
+		netns.SkipUnlessCI(t, "needs root to change user")
 	}
 	u, err := user.Lookup("nobody")
 	if err != nil {
-		probeSkipUnlessCI(t, "no user nobody")
+		netns.SkipUnlessCI(t, "no user nobody")
 	}
 	c := miscChecker(`test "$(id -u)" = "`+u.Uid+`" && test "$(id -g)" = "`+u.Gid+`"`, 5*time.Second, false)
 	c.Misc.Path.User = "nobody"

@@ -37,7 +37,7 @@ func TestPingProbeLoopback(t *testing.T) {
 					// Raw (and auto, which falls back to raw) needs root; a ping socket
 					// needs the group in net.ipv4.ping_group_range (gid 0 is in the CI
 					// machine's "0 0"). CI has both: there it fails instead of skipping.
-					probeSkipUnlessCI(t, fmt.Sprintf("cannot open the socket: %v", err))
+					netns.SkipUnlessCI(t, fmt.Sprintf("cannot open the socket: %v", err))
 				} else {
 					c.Close()
 				}

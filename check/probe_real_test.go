@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"gokeepalived/parser"
+	"gokeepalived/tests/netns"
 )
 
 // These tests run the probes against real servers from Debian, started on loopback by
@@ -32,7 +33,7 @@ import (
 func daemonCmd(t *testing.T, dir string, args ...string) *exec.Cmd {
 	t.Helper()
 	if _, err := exec.LookPath(args[0]); err != nil {
-		probeSkipUnlessCI(t, args[0]+" is not installed (tests/setup.sh installs it)")
+		netns.SkipUnlessCI(t, args[0]+" is not installed (tests/setup.sh installs it)")
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = dir
@@ -194,7 +195,7 @@ func TestHTTPProbeRealServers(t *testing.T) {
 
 func TestSMTPProbeRealServer(t *testing.T) {
 	if err := exec.Command("python3", "-c", "import smtpd").Run(); err != nil {
-		probeSkipUnlessCI(t, "python3 with the smtpd module (Python < 3.12) is not installed")
+		netns.SkipUnlessCI(t, "python3 with the smtpd module (Python < 3.12) is not installed")
 	}
 	addr := closedPort(t, "tcp4")
 	cmd := daemonCmd(t, t.TempDir(), "python3", "-W", "ignore", "-m", "smtpd", "-n", "-c", "DebuggingServer", addr.String())

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"gokeepalived/parser"
+	"gokeepalived/tests/netns"
 )
 
 // fifoTestStop stops a FIFO at the end of a test.
@@ -252,11 +253,11 @@ func TestFIFOExistingPath(t *testing.T) {
 
 func TestFIFOOwner(t *testing.T) {
 	if os.Geteuid() != 0 {
-		skipUnlessCI(t, "needs root")
+		netns.SkipUnlessCI(t, "needs root")
 	}
 	nobody, err := user.Lookup("nobody")
 	if err != nil {
-		skipUnlessCI(t, "no user nobody")
+		netns.SkipUnlessCI(t, "no user nobody")
 	}
 	path := filepath.Join(t.TempDir(), "fifo")
 	f, err := OpenFIFO(&parser.FIFO{Path: path, User: "nobody"}, nil, notifyTestRunner())

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"gokeepalived/parser"
+	"gokeepalived/tests/netns"
 )
 
 // notifyTestScript writes an executable shell script and returns its path.
@@ -282,11 +283,11 @@ func TestNotifyEnvironment(t *testing.T) {
 
 func TestNotifyRunAsUser(t *testing.T) {
 	if os.Geteuid() != 0 {
-		skipUnlessCI(t, "needs root")
+		netns.SkipUnlessCI(t, "needs root")
 	}
 	nobody, err := user.Lookup("nobody")
 	if err != nil {
-		skipUnlessCI(t, "no user nobody")
+		netns.SkipUnlessCI(t, "no user nobody")
 	}
 	dir, err := os.MkdirTemp("", "notify-user")
 	if err != nil {

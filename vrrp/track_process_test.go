@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"gokeepalived/parser"
+	"gokeepalived/tests/netns"
 )
 
 // trackSleepBinary copies sleep(1) to a file named name, so that its processes have
@@ -20,7 +21,7 @@ func trackSleepBinary(t *testing.T, name string) string {
 	t.Helper()
 	src, err := exec.LookPath("sleep")
 	if err != nil {
-		skipUnlessCI(t, "no sleep binary: "+err.Error())
+		netns.SkipUnlessCI(t, "no sleep binary: "+err.Error())
 	}
 	b, err := os.ReadFile(src)
 	if err != nil {

@@ -268,7 +268,7 @@ func TestTrackScriptUser(t *testing.T) {
 	t.Parallel()
 	nobody, err := user.Lookup("nobody")
 	if err != nil {
-		skipUnlessCI(t, "no user nobody: "+err.Error())
+		netns.SkipUnlessCI(t, "no user nobody: "+err.Error())
 	}
 	dir, err := os.MkdirTemp("", "gka-script-user")
 	if err != nil {

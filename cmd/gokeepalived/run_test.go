@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -18,6 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"gokeepalived/parser"
+
+	"gokeepalived/tests/netns"
 )
 
 func runArgs(args ...string) (code int, stdout, stderr string) {
@@ -122,12 +123,7 @@ func TestGenhashCommand(t *testing.T) {
 // TestApplyScheduling: vrrp_rt_priority puts every thread under SCHED_RR (needs root, as
 // the daemon does).
 func TestApplyScheduling(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root")
-		}
-		t.Skip("needs root")
-	}
+	netns.RequireRoot(t)
 	done := make(chan error)
 	go func() {
 		runtime.LockOSThread()

@@ -2,7 +2,6 @@ package lab
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -62,11 +61,7 @@ vrrp_instance VI_FRR {
 func frrLab(t *testing.T, prio int) (*Lab, *FRR, string) {
 	t.Helper()
 	if missing := FRRMissing(); missing != "" {
-		msg := "FRR is not installed (" + missing + " missing): tests/setup.sh installs package frr"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		netns.SkipUnlessCI(t, "FRR is not installed ("+missing+" missing): tests/setup.sh installs package frr")
 	}
 	l := New(t, 2)
 	l.FRRMacvlan4(frrDir, frrMacvlan, frrVRID, VIP+"/24")
