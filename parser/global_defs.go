@@ -77,7 +77,15 @@ type GlobalDefs struct {
 	VRRPRTPriority int `json:"vrrp_rt_priority,omitempty"`
 	// VRRPPriority is vrrp_priority: the nice value (-20..19) of the daemon.
 	VRRPPriority *int `json:"vrrp_priority,omitempty"`
+	// NFTables is nftables [TABLE]: the name of the nftables tables (ip and ip6) in
+	// which no_accept instances drop traffic to their virtual addresses. Empty when
+	// the keyword is absent (the VRRP engine then uses keepalived's default name).
+	NFTables string `json:"nftables,omitempty"`
 }
+
+// nftTableMaxName is the kernel's limit on an nftables table name, NUL included
+// (NFT_TABLE_MAXNAMELEN).
+const nftTableMaxName = 256
 
 // LVSTimeouts is lvs_timeouts (0 = leave the kernel's value).
 type LVSTimeouts struct {
@@ -329,6 +337,18 @@ var globalKeywords = withIgnored(keywords[GlobalDefs]{
 			g.ReloadCheckConfigLogFile = s.Args[0].Value()
 		}
 	},
+	"nftables": func(c *ctx, s *Stmt, g *GlobalDefs) {
+		c.want(s, 0, 1)
+		name := "keepalived" // the keyword alone: keepalived's default table
+		if len(s.Args) > 0 {
+			name = s.Args[0].Value()
+		}
+		if name == "" || len(name) >= nftTableMaxName {
+			c.errorf(s.At(), "nftables table name must have 1 to %d characters; ignored", nftTableMaxName-1)
+			return
+		}
+		g.NFTables = name
+	},
 	// include_check is applied by the preprocessor; accept it here.
 	"include_check": func(*ctx, *Stmt, *GlobalDefs) {},
 },
@@ -344,7 +364,7 @@ var globalKeywords = withIgnored(keywords[GlobalDefs]{
 	"enable_snmp_vrrp", "enable_snmp_checker", "enable_snmp_rfc", "enable_snmp_rfcv2", "enable_snmp_rfcv3",
 	"enable_snmp_keepalived", "enable_traps", "snmp_socket", "enable_dbus", "dbus_service_name",
 	"enable_dbus_create_instance",
-	"vrrp_iptables", "vrrp_ipsets", "nftables", "nftables_priority", "nftables_counters", "nftables_ifindex",
+	"vrrp_iptables", "vrrp_ipsets", "nftables_priority", "nftables_counters", "nftables_ifindex",
 	"nftables_ipvs", "nftables_ipvs_priority", "nftables_ipvs_start_fwmark", "disable_local_igmp",
 	"vmac_prefix", "vmac_addr_prefix", "vrrp_garp_extra_if", "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier",
 	"vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_cmd_rcv_bufs_force", "vrrp_netlink_monitor_rcv_bufs",

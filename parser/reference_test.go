@@ -16,8 +16,7 @@ var parsedOnly = map[string]bool{
 	"default_interface": true, "dynamic_interfaces": true, "json_version": true,
 	"track_src_ip": true, "unicast_fault_no_peer": true, "garp_extra_if": true, "timer_expired_backup": true,
 	"old_unicast_checksum": true,
-	"debug":                true, "accept": true, "no_accept": true, "strict_mode": true,
-	"vrrp_strict": true, "snmp_name": true,
+	"debug":                true, "snmp_name": true,
 }
 
 // referenceBlock is one block of docs/configuration.md.

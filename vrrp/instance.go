@@ -57,6 +57,11 @@ type instance struct {
 	// the new configuration): its shutdown is then notified as such.
 	removed atomic.Bool
 
+	// fwOwner names the instance to the firewall: its identity, which a reload keeps
+	// even when it renames the instance.
+	fwOwner  string
+	fwErrors atomic.Uint64
+
 	events   chan Event
 	readd    chan *parser.VIP
 	announce chan int
@@ -112,6 +117,7 @@ func newInstance(cfg *parser.VRRPInstance, g *parser.GlobalDefs, k Kernel, log *
 		ttl:      255,
 		src:      cfg.SrcIP,
 		stats:    &Stats{},
+		fwOwner:  IdentityOf(cfg).String(),
 	}
 	if cfg.Family == 6 {
 		in.family = FamilyIPv6
@@ -224,6 +230,13 @@ func (in *instance) continueMachine(m Machine) Machine {
 		m.Priority = m.P.Priority // the trackers' view follows at once
 	}
 	if m.State == StateMaster {
+		// The new configuration decides: accept switched on or off, addresses
+		// added or removed, the owner priority gained or lost.
+		if blocksVIPs(in.cfg) {
+			in.block()
+		} else {
+			in.unblock()
+		}
 		key := func(v *parser.VIP) string { return v.Prefix.String() + " " + v.Dev }
 		old := map[string]*parser.VIP{}
 		for _, v := range in.oldVIPs {
@@ -399,6 +412,7 @@ func (in *instance) perform(m Machine, from State, a Action) {
 	case ActSendAdvert:
 		in.sendAdvert(a.Priority)
 	case ActAddVIPs:
+		in.block()
 		for _, v := range in.vips {
 			if err := in.kernel.Addrs.Add(v); err != nil {
 				in.log.Error("cannot add virtual address", "addr", v.Prefix, "dev", v.Dev, "err", err)
@@ -415,6 +429,9 @@ func (in *instance) perform(m Machine, from State, a Action) {
 			if err := in.kernel.Addrs.Del(v); err != nil {
 				in.log.Error("cannot remove virtual address", "addr", v.Prefix, "dev", v.Dev, "err", err)
 			}
+		}
+		if blocksVIPs(in.cfg) {
+			in.unblock()
 		}
 	case ActAnnounce:
 		if a.Count > 0 && len(in.ann) > 0 {

@@ -31,6 +31,9 @@ type Kernel struct {
 	// NewSensor builds the sensor of a tracked object (LinuxSensor); nil runs no
 	// trackers at all, not even the instance's own interface.
 	NewSensor func(kind TrackerKind, name string, cfg *parser.Config, log *slog.Logger) (Sensor, error)
+	// Firewall drops the traffic to the addresses of a master with no_accept
+	// (NFTFirewall); nil enforces no_accept nowhere (logged once per such instance).
+	Firewall Firewall
 }
 
 // Manager runs every vrrp_instance of a configuration.
@@ -191,6 +194,7 @@ func (m *Manager) launch(ctx context.Context, cfg *parser.Config, h *handover) (
 			}
 		}
 		in.keepVIPsOnStop = m.KeepVIPsOnStop
+		in.logAcceptMode()
 		if c.Interface == "" {
 			nt.stop()
 			return nil, fmt.Errorf("vrrp: instance %s: an interface is required", c.Name)
@@ -494,6 +498,11 @@ type InstanceStatus struct {
 	SrcAddr            netip.Addr
 	MasterAdverInt     time.Duration
 	MasterDownInterval time.Duration
+	// NoAccept says why the instance drops the traffic to its addresses while master
+	// (NoAcceptReason); empty when it accepts it.
+	NoAccept string
+	// FirewallErrors counts the firewall changes that failed.
+	FirewallErrors uint64
 }
 
 // Status returns a snapshot of every instance, in configuration order.
@@ -513,6 +522,7 @@ func (m *Manager) Status() []InstanceStatus {
 			MasterAddr: mc.MasterAddr, MasterPriority: mc.MasterPriority,
 			LastTransition: mc.LastTransition, Reason: mc.Reason, Stats: in.stats.Snapshot(),
 			Config: in.cfg, SrcAddr: in.src, MasterAdverInt: mc.MasterAdverInt, MasterDownInterval: mc.MasterDownInterval(),
+			NoAccept: NoAcceptReason(in.cfg), FirewallErrors: in.fwErrors.Load(),
 		})
 		if ts != nil {
 			out[len(out)-1].Trackers = ts.breakdown(in)

@@ -26,6 +26,7 @@ type director struct {
 	addrs  *FakeAddrs
 	routes *FakeRoutes
 	ann    *FakeAnnouncer
+	fw     *FakeFirewall
 
 	mu    sync.Mutex
 	trans []Transition
@@ -69,7 +70,7 @@ func startDirector(t *testing.T, link *FakeLink, name string, last byte, prio in
 
 func startDirectorCfg(t *testing.T, link *FakeLink, name string, last byte, cfg *parser.Config) *director {
 	t.Helper()
-	d := &director{name: name, addr: netip.AddrFrom4([4]byte{10, 0, 0, last}), addrs: &FakeAddrs{}, routes: &FakeRoutes{}, ann: &FakeAnnouncer{}}
+	d := &director{name: name, addr: netip.AddrFrom4([4]byte{10, 0, 0, last}), addrs: &FakeAddrs{}, routes: &FakeRoutes{}, ann: &FakeAnnouncer{}, fw: &FakeFirewall{}}
 	k := Kernel{
 		Listen: func(ifname string, f Family, opts ConnOptions) (AdvertConn, error) {
 			return link.Listen(f, opts, d.addr)
@@ -77,6 +78,7 @@ func startDirectorCfg(t *testing.T, link *FakeLink, name string, last byte, cfg 
 		Addrs:       d.addrs,
 		Routes:      d.routes,
 		Announcer:   d.ann,
+		Firewall:    d.fw,
 		PrimaryAddr: func(string, Family) (netip.Addr, error) { return d.addr, nil },
 	}
 	d.mgr = NewManager(k, slog.New(slog.NewTextHandler(io.Discard, nil)))

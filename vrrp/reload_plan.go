@@ -166,6 +166,7 @@ func keptChanges(o, c *parser.VRRPInstance) KeptInstance {
 	diff("preempt_delay", o.PreemptDelay.D(), c.PreemptDelay.D())
 	diff("state", o.State, c.State)
 	diff("unicast_peer", peers(o), peers(c))
+	diff("accept", o.Accept, c.Accept) // a master's firewall rules follow at once
 	return k
 }
 

@@ -82,11 +82,16 @@ func runDaemon(o *options, stderr io.Writer) int {
 		am := vrrp.NewAddrManager(nil)
 		defer am.Close()
 		ann := vrrp.NewFamilyAnnouncer(cfg.Global.GARPInterval.D(), cfg.Global.GNAInterval.D())
-		mgr = vrrp.NewManager(vrrp.Kernel{
+		k := vrrp.Kernel{
 			Listen: vrrp.ListenAdvert, Addrs: am, Routes: vrrp.NetlinkRoutes{}, PromoteSecondaries: vrrp.PromoteSecondaries,
 			Announcer: ann, PrimaryAddr: vrrp.PrimaryAddr,
 			NewSensor: vrrp.LinuxSensor,
-		}, log)
+		}
+		if fw := openFirewall(cfg, log); fw != nil {
+			k.Firewall = fw
+			defer closeFirewall(fw, log) // after mgr.Stop: the instances unblock first
+		}
+		mgr = vrrp.NewManager(k, log)
 		mgr.KeepVIPsOnStop = o.dontReleaseVIP
 		mgr.OnTransition = func(t vrrp.Transition) {
 			alerts.vrrpTransition(t)
@@ -290,6 +295,9 @@ func (r *running) reload(ctx context.Context, o *options, log *slog.Logger, mgr 
 	defer sdNotify("READY=1")
 	if r.alerts != nil {
 		r.alerts.setConfig(cfg) // before the engines: the instances a reload adds mail their start
+	}
+	if old, next := vrrp.FirewallTable(&r.cfg.Global), vrrp.FirewallTable(&cfg.Global); old != next && mgr != nil {
+		log.Warn("the nftables table name changes on restart only", "table", old, "configured", next)
 	}
 	var problems []string
 	switch {

@@ -29,6 +29,10 @@ type instanceDoc struct {
 	Reason         string             `json:"reason"`
 	Trackers       []trackerDoc       `json:"trackers"`
 	Stats          vrrp.StatsSnapshot `json:"stats"`
+	// NoAccept says why a master drops the traffic to its addresses (no_accept,
+	// vrrp_strict, strict_mode); FirewallErrors counts the firewall changes that failed.
+	NoAccept       string `json:"no_accept,omitempty"`
+	FirewallErrors uint64 `json:"firewall_errors,omitempty"`
 }
 
 type trackerDoc struct {
@@ -62,7 +66,7 @@ func buildStatus(v *vrrp.Manager, l *ipvs.Manager) statusDoc {
 		for _, s := range v.Status() {
 			d := instanceDoc{Name: s.Name, State: s.State.String(), Priority: int(s.Priority),
 				BasePriority: int(s.BasePriority), LastTransition: s.LastTransition, Reason: s.Reason,
-				Trackers: []trackerDoc{}, Stats: s.Stats}
+				Trackers: []trackerDoc{}, Stats: s.Stats, NoAccept: s.NoAccept, FirewallErrors: s.FirewallErrors}
 			if s.MasterAddr.IsValid() {
 				d.Master, d.MasterPriority = s.MasterAddr.String(), int(s.MasterPriority)
 			}
@@ -100,6 +104,9 @@ func writeStatusText(w io.Writer, doc statusDoc) {
 			fmt.Fprintf(w, ", master %s priority %d", in.Master, in.MasterPriority)
 		}
 		fmt.Fprintf(w, "\n  last transition %s: %s\n", in.LastTransition.Format(time.RFC3339), in.Reason)
+		if in.NoAccept != "" {
+			fmt.Fprintf(w, "  no_accept (%s): traffic to the virtual addresses is dropped while master; %d firewall errors\n", in.NoAccept, in.FirewallErrors)
+		}
 		for _, t := range in.Trackers {
 			fmt.Fprintf(w, "  %s %s: weight %d, %+d %s\n", t.Kind, t.Name, t.Weight, t.Delta, t.Why)
 		}
