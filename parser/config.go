@@ -113,5 +113,6 @@ func build(lines []Line, ds *diagSet) *Config {
 func (cfg *Config) validate(c *ctx) {
 	cfg.validateVRRP(c)
 	cfg.validateLVS(c)
+	cfg.validateLVSSyncDaemon(c)
 	cfg.validateScripts(c)
 }

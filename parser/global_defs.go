@@ -61,6 +61,9 @@ type GlobalDefs struct {
 	LVSTimeouts             LVSTimeouts `json:"lvs_timeouts"`
 	LVSFlush                bool        `json:"lvs_flush,omitempty"`
 	LVSFlushOnStop          string      `json:"lvs_flush_on_stop,omitempty"`
+	// LVSSyncDaemon is lvs_sync_daemon (or an instance's lvs_sync_daemon_interface);
+	// nil without one.
+	LVSSyncDaemon *LVSSyncDaemon `json:"lvs_sync_daemon,omitempty"`
 	// TCPCheckClose is how TCP_CHECK closes an established connection (gokeepalived
 	// extension): "rst" (default) resets it, "fin" closes it normally as keepalived does.
 	TCPCheckClose            string `json:"tcp_check_close"`
@@ -337,6 +340,7 @@ var globalKeywords = withIgnored(keywords[GlobalDefs]{
 			g.ReloadCheckConfigLogFile = s.Args[0].Value()
 		}
 	},
+	"lvs_sync_daemon": parseLVSSyncDaemon,
 	"nftables": func(c *ctx, s *Stmt, g *GlobalDefs) {
 		c.want(s, 0, 1)
 		name := "keepalived" // the keyword alone: keepalived's default table
@@ -370,7 +374,7 @@ var globalKeywords = withIgnored(keywords[GlobalDefs]{
 	"vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_cmd_rcv_bufs_force", "vrrp_netlink_monitor_rcv_bufs",
 	"vrrp_netlink_monitor_rcv_bufs_force", "lvs_netlink_cmd_rcv_bufs", "lvs_netlink_cmd_rcv_bufs_force",
 	"lvs_netlink_monitor_rcv_bufs", "lvs_netlink_monitor_rcv_bufs_force", "process_monitor_rcv_bufs",
-	"process_monitor_rcv_bufs_force", "lvs_sync_daemon", "lvs_sync_daemon_interface",
+	"process_monitor_rcv_bufs_force", "lvs_sync_daemon_interface",
 	"net_namespace", "net_namespace_ipvs", "namespace_with_ipsets", "instance", "use_pid_dir", "umask",
 	"child_wait_time", "rs_init_notifies", "no_checker_emails", "vrrp_delay_after_boot",
 	"reload_time_file", "reload_repeat", "reload_file", "linkbeat_use_polling",

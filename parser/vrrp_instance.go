@@ -419,10 +419,11 @@ var instanceKeywords = withIgnored(notifyKeywords(keywords[VRRPInstance]{
 	"notify_priority_changes":    instBool(func(v *VRRPInstance) *bool { return &v.NotifyPriorityChanges }),
 	"smtp_alert":                 instBool(func(v *VRRPInstance) *bool { return &v.SMTPAlert }),
 	"debug":                      instInt(func(v *VRRPInstance) *int { return &v.Debug }, 0, 4),
+	"lvs_sync_daemon_interface":  parseInstanceSyncInterface,
 }, func(v *VRRPInstance) *Notifies { return &v.Notifies }),
 	// VMAC/IPVLAN/VRF and other keepalived features gokeepalived does not implement.
 	"use_vmac", "use_vmac_addr", "vmac_xmit_base", "use_ipvlan", "vrf", "linkbeat_use_polling",
-	"lvs_sync_daemon_interface", "vmac_garp_intvl",
+	"vmac_garp_intvl",
 )
 
 // parseVRRPInstance parses a vrrp_instance block. Defaults and inherited values are
