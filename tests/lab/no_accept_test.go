@@ -11,9 +11,9 @@ import (
 	"gokeepalived/tests/netns"
 )
 
-// noAcceptConfig is one fast VRRPv3 director for the VIP with global and instance
-// settings added.
-func noAcceptConfig(global, extra string) string {
+// noAcceptConfig is one fast VRRPv3 director for the virtual address cidr with global
+// and instance settings added.
+func noAcceptConfig(global, extra, cidr string) string {
 	return fmt.Sprintf(`
 global_defs {
     %s
@@ -26,10 +26,10 @@ vrrp_instance VI_1 {
     advert_int 0.2
     %s
     virtual_ipaddress {
-        %s/24
+        %s
     }
 }
-`, global, extra, VIP)
+`, global, extra, cidr)
 }
 
 // listenIn listens on TCP port in ns, on every address. Nothing accepts: the kernel
@@ -69,7 +69,7 @@ func TestNoAcceptDropsVIPTraffic(t *testing.T) {
 	listenIn(t, dir, port)
 	ruleset := func() string { return dir.Run("nft", "list", "ruleset") }
 
-	d := l.Start(0, "strict", noAcceptConfig("vrrp_strict", ""), binary)
+	d := l.Start(0, "strict", noAcceptConfig("vrrp_strict", "", VIP+"/24"), binary)
 	netns.Eventually(t, 10*time.Second, "the director holds the VIP", func() bool { return len(l.HoldersAll(VIP)) == 1 })
 	netns.Eventually(t, 5*time.Second, "the VIP in table ip keepalived", func() bool {
 		rs := ruleset()
@@ -100,7 +100,7 @@ func TestNoAcceptDropsVIPTraffic(t *testing.T) {
 		t.Errorf("table left after stop:\n%s", rs)
 	}
 
-	l.Start(0, "accept", noAcceptConfig("", "accept"), binary)
+	l.Start(0, "accept", noAcceptConfig("", "accept", VIP+"/24"), binary)
 	netns.Eventually(t, 10*time.Second, "the director holds the VIP again", func() bool { return len(l.HoldersAll(VIP)) == 1 })
 	netns.Eventually(t, 5*time.Second, "a TCP connection to the VIP of an accept master", func() bool {
 		return connectFrom(l.Client, VIP, port) == nil
@@ -110,5 +110,26 @@ func TestNoAcceptDropsVIPTraffic(t *testing.T) {
 	}
 	if rs := ruleset(); strings.Contains(rs, "keepalived") {
 		t.Errorf("an accept master installed a table:\n%s", rs)
+	}
+}
+
+// TestNoAcceptIPv6: with an IPv6 VIP the drop rules live in table ip6 keepalived and
+// let neighbour discovery through: the client resolves the VIP to the master, whose
+// answer comes from the VIP itself, yet its ping gets no answer.
+func TestNoAcceptIPv6(t *testing.T) {
+	const vip6 = "fd71::205"
+	l := New(t, 1)
+	l.Start(0, "v6", noAcceptConfig("", "no_accept", vip6+"/64"), binary)
+	netns.Eventually(t, 10*time.Second, "the director holds the VIP", func() bool { return len(l.HoldersAll(vip6)) == 1 })
+	netns.Eventually(t, 5*time.Second, "the VIP in table ip6 keepalived", func() bool {
+		rs := l.Directors[0].Run("nft", "list", "ruleset")
+		return strings.Contains(rs, "table ip6 keepalived") && strings.Contains(rs, vip6)
+	})
+	l.Client.Run("ip", "neigh", "flush", "dev", "eth0")
+	if out, err := l.Client.Try("ping", "-6", "-c", "1", "-W", "1", vip6); err == nil {
+		t.Errorf("the VIP of a no_accept master answers ping:\n%s", out)
+	}
+	if got, want := l.ClientNeigh(vip6), l.MAC(0); got != want {
+		t.Errorf("the client resolved the VIP to %q, want the master's %q: neighbour discovery must pass", got, want)
 	}
 }
