@@ -40,8 +40,10 @@ import (
 // table at all. Tables of that name left by a crashed predecessor are removed when the
 // firewall is created, and Close removes ours.
 //
-// It works in the network namespace of the thread that called NewNFTFirewall; every
-// netlink exchange has a deadline. It is safe for concurrent use.
+// It works in the network namespace of the thread that called NewNFTFirewall: each
+// exchange opens its netlink socket in that namespace (setns, which needs
+// CAP_SYS_ADMIN as well as CAP_NET_ADMIN) and has a deadline. It is safe for
+// concurrent use.
 type NFTFirewall struct {
 	table string
 

@@ -32,7 +32,8 @@ type Kernel struct {
 	// trackers at all, not even the instance's own interface.
 	NewSensor func(kind TrackerKind, name string, cfg *parser.Config, log *slog.Logger) (Sensor, error)
 	// Firewall drops the traffic to the addresses of a master with no_accept
-	// (NFTFirewall); nil enforces no_accept nowhere (logged once per such instance).
+	// (NFTFirewall); nil enforces no_accept nowhere, which each such instance logs
+	// when it is set up (at start and at each reload).
 	Firewall Firewall
 }
 
