@@ -78,7 +78,10 @@ func runDaemon(o *options, stderr io.Writer) int {
 	// and after every VRRP transition.
 	var lvsRef atomic.Pointer[ipvs.Manager]
 	var mgr *vrrp.Manager
+	syncd := &syncDaemons{}
+	defer func() { syncd.stop() }() // after the VRRP engine: the role it left stays until then
 	if !o.checkOnly && len(cfg.Instances) > 0 {
+		syncd = newSyncDaemons(cfg, netlinkSyncKernel, log)
 		am := vrrp.NewAddrManager(nil)
 		defer am.Close()
 		ann := vrrp.NewFamilyAnnouncer(cfg.Global.GARPInterval.D(), cfg.Global.GNAInterval.D())
@@ -95,6 +98,7 @@ func runDaemon(o *options, stderr io.Writer) int {
 		mgr.KeepVIPsOnStop = o.dontReleaseVIP
 		mgr.OnTransition = func(t vrrp.Transition) {
 			alerts.vrrpTransition(t)
+			syncd.transition(t)
 			if l := lvsRef.Load(); l != nil {
 				if err := l.SetHeld(localAddrs()); err != nil {
 					log.Warn("ha_suspend update", "err", err)
@@ -120,7 +124,7 @@ func runDaemon(o *options, stderr io.Writer) int {
 		lvsRef.Store(m)
 		defer stopLVS()
 	}
-	run := &running{cfg: cfg, alerts: alerts}
+	run := &running{cfg: cfg, alerts: alerts, syncd: syncd}
 	started := time.Now()
 	sock := o.controlSocket
 	if sock == "" {
@@ -267,7 +271,8 @@ func localAddrs() []netip.Addr {
 type running struct {
 	mu     sync.Mutex
 	cfg    *parser.Config
-	alerts *alerter // takes the new configuration's SMTP settings
+	alerts *alerter     // takes the new configuration's SMTP settings
+	syncd  *syncDaemons // takes the new lvs_sync_daemon
 }
 
 func (r *running) current() *parser.Config {
@@ -306,6 +311,7 @@ func (r *running) reload(ctx context.Context, o *options, log *slog.Logger, mgr 
 			log.Error("VRRP reload failed", "err", err)
 			problems = append(problems, "VRRP: "+err.Error())
 		}
+		r.syncd.apply(cfg.Global.LVSSyncDaemon)
 	case len(cfg.Instances) > 0 && !o.checkOnly:
 		log.Warn("the new configuration has VRRP instances; restart gokeepalived to start the VRRP engine")
 		problems = append(problems, "VRRP instances need a restart to start the VRRP engine")

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"gokeepalived/ipvs"
+	"gokeepalived/tests/vm/vmlab"
 )
 
 // syncKernel counts the starts and stops that reach the real kernel.
@@ -141,4 +144,80 @@ func TestSyncDaemonInVM(t *testing.T) {
 	if got := daemonsByIpvsadm(t); got != "" {
 		t.Errorf("after Stop: ipvsadm -L --daemon:\n%s", got)
 	}
+}
+
+// TestSyncDaemonSyncsConnections is the point of it all: with the controller's master
+// daemon in this namespace and a backup (started by ipvsadm, as the peer director's
+// would be) in another on the same link, a connection through a virtual service here
+// shows up in the peer's connection table.
+func TestSyncDaemonSyncsConnections(t *testing.T) {
+	k, _ := newKernel(t, 10*time.Second)
+	peer, err := vmlab.NewNS("dir2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := vmlab.Veth("gsyncA", peer, "eth0", []string{"10.78.0.2/24"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = netlink.LinkDel(link) })
+	if err := netlink.AddrAdd(link, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(10, 78, 0, 1), Mask: net.CIDRMask(24, 32)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		t.Fatal(err)
+	}
+	// The VIP is reached through the link, so that a local client's datagrams pass
+	// IPVS on their way out.
+	_, vipNet, _ := net.ParseCIDR("10.79.0.0/24")
+	if err := netlink.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: vipNet, Gw: net.IPv4(10, 78, 0, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	svc := ipvs.Service{Family: ipvs.IPv4, Protocol: ipvs.UDP, Addr: netip.MustParseAddr("10.79.0.1"), Port: 5353, Scheduler: "rr"}
+	dst := ipvs.Destination{Addr: netip.MustParseAddr("10.78.0.2"), Port: 5353, Weight: 1}
+	reconcile(t, k, []ipvs.ServiceSpec{{Service: svc, Destinations: []ipvs.Destination{dst}}}, nil)
+	for _, args := range [][]string{
+		{"ipvsadm", "-A", "-u", "10.79.0.1:5353", "-s", "rr"},
+		{"ipvsadm", "-a", "-u", "10.79.0.1:5353", "-r", "10.78.0.2:5353", "-m"},
+		{"ipvsadm", "--start-daemon", "backup", "--mcast-interface", "eth0", "--syncid", "51"},
+	} {
+		if out, err := peer.Run(10*time.Second, args...); err != nil {
+			t.Fatalf("in the peer: %v: %v\n%s", args, err, out)
+		}
+	}
+
+	nlk, err := ipvs.NewSyncNetlink(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ipvs.NewSyncController(nlk, ipvs.SyncDaemon{Interface: "gsyncA", SyncID: 51}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := c.SetRole(ipvs.SyncMaster); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop() })
+
+	// Unconnected, so that the real server's port unreachable does not fail the writes.
+	conn, err := net.ListenPacket("udp4", "10.78.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	to := &net.UDPAddr{IP: net.IPv4(10, 79, 0, 1), Port: 5353}
+	for range 5 { // the kernel syncs a UDP connection at its third packet (sync_threshold)
+		if _, err := conn.WriteTo([]byte("sync me"), to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const vipHex = "0A4F0001" // 10.79.0.1 in /proc/net/ip_vs_conn
+	if local, err := os.ReadFile("/proc/net/ip_vs_conn"); err != nil || !strings.Contains(string(local), vipHex) {
+		t.Fatalf("the local client's datagrams made no IPVS connection here (%v):\n%s", err, local)
+	}
+	var seen string
+	start := time.Now()
+	vmlab.WaitFor(t, 15*time.Second, "the connection synced to the peer", func() (bool, string) {
+		out, err := peer.Run(5*time.Second, "cat", "/proc/net/ip_vs_conn")
+		seen = out
+		return err == nil && strings.Contains(out, vipHex), out
+	})
+	t.Logf("synced to the peer %v after the datagrams:\n%s", time.Since(start).Round(time.Millisecond), seen)
 }

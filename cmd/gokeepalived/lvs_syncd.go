@@ -1,0 +1,102 @@
+package main
+
+import (
+	"log/slog"
+	"sync"
+
+	"gokeepalived/ipvs"
+	"gokeepalived/parser"
+	"gokeepalived/vrrp"
+)
+
+// syncDaemons runs global_defs lvs_sync_daemon as keepalived's VRRP process does: the
+// kernel's IPVS connection sync daemon is a backup from the start and a master while
+// the named vrrp_instance is MASTER, and the daemon of the current role is stopped at
+// exit. The zero value (no lvs_sync_daemon) does nothing.
+type syncDaemons struct {
+	log    *slog.Logger
+	kernel func() (ipvs.SyncKernel, error)
+
+	mu       sync.Mutex
+	ctl      *ipvs.SyncController
+	instance string
+}
+
+// newSyncDaemons returns the sync daemons of cfg, started as backup; kernel opens the
+// kernel's sync daemon interface when the configuration first asks for one.
+func newSyncDaemons(cfg *parser.Config, kernel func() (ipvs.SyncKernel, error), log *slog.Logger) *syncDaemons {
+	s := &syncDaemons{log: log, kernel: kernel}
+	s.apply(cfg.Global.LVSSyncDaemon)
+	return s
+}
+
+// netlinkSyncKernel is the Linux sync daemon interface, refused without IPVS.
+func netlinkSyncKernel() (ipvs.SyncKernel, error) {
+	return ipvs.NewSyncNetlink(ipvs.DefaultCallTimeout)
+}
+
+// apply starts, reconfigures or stops the controller for c (nil: no sync daemon).
+func (s *syncDaemons) apply(c *parser.LVSSyncDaemon) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case c == nil && s.ctl != nil:
+		s.stopLocked()
+	case c == nil:
+	case s.ctl == nil:
+		k, err := s.kernel()
+		if err != nil {
+			s.log.Error("lvs_sync_daemon: cannot run the IPVS sync daemon", "interface", c.Interface, "instance", c.Instance, "err", err)
+			return
+		}
+		s.ctl, s.instance = ipvs.NewSyncController(k, ipvs.SyncDaemonOf(c), s.log), c.Instance
+		if err := s.ctl.SetRole(ipvs.SyncBackup); err != nil {
+			s.log.Error("lvs_sync_daemon: cannot start the backup sync daemon; retrying", "err", err)
+		}
+	default:
+		if c.Instance != s.instance {
+			s.log.Info("lvs_sync_daemon follows another instance from its next transition", "instance", c.Instance, "was", s.instance)
+			s.instance = c.Instance
+		}
+		if err := s.ctl.Reconfigure(ipvs.SyncDaemonOf(c)); err != nil {
+			s.log.Error("lvs_sync_daemon: cannot apply the new parameters; retrying", "err", err)
+		}
+	}
+}
+
+// transition makes the daemon a master when its instance becomes MASTER and a backup
+// when it leaves MASTER. The end of an instance (INIT, at stop or when a reload removes
+// it) changes nothing: stop stops the daemon at exit.
+func (s *syncDaemons) transition(t vrrp.Transition) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctl == nil || t.Instance != s.instance || t.To == vrrp.StateInit {
+		return
+	}
+	role := ipvs.SyncBackup
+	if t.To == vrrp.StateMaster {
+		role = ipvs.SyncMaster
+	}
+	if role == s.ctl.Role() {
+		return
+	}
+	if err := s.ctl.SetRole(role); err != nil {
+		s.log.Error("lvs_sync_daemon: cannot switch the IPVS sync daemon; retrying", "instance", t.Instance, "role", role.String(), "err", err)
+	}
+}
+
+// stop stops the daemon of the current role.
+func (s *syncDaemons) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctl != nil {
+		s.stopLocked()
+	}
+}
+
+func (s *syncDaemons) stopLocked() {
+	if err := s.ctl.Stop(); err != nil {
+		s.log.Error("lvs_sync_daemon: cannot stop the IPVS sync daemon", "err", err)
+	}
+	s.ctl = nil
+}
