@@ -44,8 +44,12 @@ type SyncDaemon struct {
 	Group     netip.Addr
 }
 
+// String describes d as `ipvsadm -L --daemon` does, without the state when it is unset.
 func (d SyncDaemon) String() string {
-	s := fmt.Sprintf("%s sync daemon (mcast=%s, syncid=%d", d.State, d.Interface, d.SyncID)
+	s := fmt.Sprintf("sync daemon (mcast=%s, syncid=%d", d.Interface, d.SyncID)
+	if d.State != 0 {
+		s = d.State.String() + " " + s
+	}
 	if d.MaxLen != 0 {
 		s += fmt.Sprintf(", maxlen=%d", d.MaxLen)
 	}

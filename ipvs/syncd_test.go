@@ -132,7 +132,7 @@ func TestSyncDaemonOf(t *testing.T) {
 	if got != want {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
-	if s := want.String(); s != "state(0) sync daemon (mcast=eth1, syncid=200, maxlen=1400, group=ff02::81, port=8849, ttl=3)" {
+	if s := want.String(); s != "sync daemon (mcast=eth1, syncid=200, maxlen=1400, group=ff02::81, port=8849, ttl=3)" {
 		t.Errorf("String() = %q", s)
 	}
 }

@@ -344,6 +344,9 @@ func (r *running) dryRun(path string, o *options, mgr *vrrp.Manager, lvs *ipvs.M
 	b.WriteString(diagText(ds))
 	if mgr != nil {
 		b.WriteString("VRRP:\n" + vrrp.PlanReload(r.current(), next).String())
+		if c := syncDaemonChange(r.current().Global.LVSSyncDaemon, next.Global.LVSSyncDaemon); c != "" {
+			b.WriteString(c + "\n")
+		}
 	}
 	if lvs != nil {
 		ch, err := lvs.PlanReload(next)

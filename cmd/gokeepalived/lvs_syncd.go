@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"sync"
 
@@ -99,4 +100,23 @@ func (s *syncDaemons) stopLocked() {
 		s.log.Error("lvs_sync_daemon: cannot stop the IPVS sync daemon", "err", err)
 	}
 	s.ctl = nil
+}
+
+// syncDaemonChange describes what a reload from old to next does to lvs_sync_daemon
+// ("" for nothing), for reload --dry-run.
+func syncDaemonChange(old, next *parser.LVSSyncDaemon) string {
+	show := func(c *parser.LVSSyncDaemon) string {
+		return fmt.Sprintf("%s for %s (%s)", c.Interface, c.Instance, ipvs.SyncDaemonOf(c))
+	}
+	switch {
+	case old == nil && next == nil:
+		return ""
+	case old == nil:
+		return "lvs_sync_daemon: + " + show(next)
+	case next == nil:
+		return "lvs_sync_daemon: - " + show(old)
+	case old.Instance == next.Instance && ipvs.SyncDaemonOf(old) == ipvs.SyncDaemonOf(next):
+		return ""
+	}
+	return "lvs_sync_daemon: ~ " + show(old) + " -> " + show(next)
 }

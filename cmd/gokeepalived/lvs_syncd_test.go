@@ -84,3 +84,23 @@ func TestSyncDaemonsWithoutIPVS(t *testing.T) {
 		t.Errorf("log:\n%s", logs.String())
 	}
 }
+
+func TestSyncDaemonChange(t *testing.T) {
+	a := syncConf(t, "lvs_sync_daemon eth1 VI_1").Global.LVSSyncDaemon
+	b := syncConf(t, "lvs_sync_daemon eth1 VI_1 ttl 2").Global.LVSSyncDaemon
+	tests := []struct {
+		old, next *parser.LVSSyncDaemon
+		want      string
+	}{
+		{nil, nil, ""},
+		{a, syncConf(t, "lvs_sync_daemon eth1 VI_1").Global.LVSSyncDaemon, ""},
+		{nil, a, "lvs_sync_daemon: + eth1 for VI_1 (sync daemon (mcast=eth1, syncid=51))"},
+		{a, nil, "lvs_sync_daemon: - eth1 for VI_1 (sync daemon (mcast=eth1, syncid=51))"},
+		{a, b, "lvs_sync_daemon: ~ eth1 for VI_1 (sync daemon (mcast=eth1, syncid=51)) -> eth1 for VI_1 (sync daemon (mcast=eth1, syncid=51, ttl=2))"},
+	}
+	for i, tt := range tests {
+		if got := syncDaemonChange(tt.old, tt.next); got != tt.want {
+			t.Errorf("%d: %q, want %q", i, got, tt.want)
+		}
+	}
+}
