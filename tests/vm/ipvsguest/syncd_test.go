@@ -203,14 +203,22 @@ func TestSyncDaemonSyncsConnections(t *testing.T) {
 	}
 	defer conn.Close()
 	to := &net.UDPAddr{IP: net.IPv4(10, 79, 0, 1), Port: 5353}
-	for range 5 { // the kernel syncs a UDP connection at its third packet (sync_threshold)
+	send := func() {
 		if _, err := conn.WriteTo([]byte("sync me"), to); err != nil {
 			t.Fatal(err)
 		}
 	}
 	const vipHex = "0A4F0001" // 10.79.0.1 in /proc/net/ip_vs_conn
-	if local, err := os.ReadFile("/proc/net/ip_vs_conn"); err != nil || !strings.Contains(string(local), vipHex) {
-		t.Fatalf("the local client's datagrams made no IPVS connection here (%v):\n%s", err, local)
+	sent := 0
+	took := vmlab.WaitFor(t, 10*time.Second, "a local client's datagram makes an IPVS connection here", func() (bool, string) {
+		send()
+		sent++
+		local, err := os.ReadFile("/proc/net/ip_vs_conn")
+		return err == nil && strings.Contains(string(local), vipHex), string(local)
+	})
+	t.Logf("IPVS connection here after %d datagram(s), %v", sent, took.Round(time.Millisecond))
+	for range 5 { // the kernel syncs a UDP connection at its third packet (sync_threshold)
+		send()
 	}
 	var seen string
 	start := time.Now()
