@@ -35,32 +35,35 @@ type GlobalDefs struct {
 	NotifyPriorityChanges   bool    `json:"vrrp_notify_priority_changes,omitempty"`
 	FIFOWriteStatesOnReload bool    `json:"fifo_write_vrrp_states_on_reload,omitempty"`
 
-	MulticastGroup4         netip.Addr  `json:"vrrp_mcast_group4"`
-	MulticastGroup6         netip.Addr  `json:"vrrp_mcast_group6"`
-	VRRPVersion             int         `json:"vrrp_version"`
-	GARPMasterDelay         Duration    `json:"vrrp_garp_master_delay"`
-	GARPMasterRepeat        int         `json:"vrrp_garp_master_repeat"`
-	GARPMasterRefresh       Duration    `json:"vrrp_garp_master_refresh"`
-	GARPMasterRefreshRepeat int         `json:"vrrp_garp_master_refresh_repeat"`
-	GARPLowerPrioDelay      *Duration   `json:"vrrp_garp_lower_prio_delay,omitempty"`
-	GARPLowerPrioRepeat     *int        `json:"vrrp_garp_lower_prio_repeat,omitempty"`
-	GARPInterval            Duration    `json:"vrrp_garp_interval"`
-	GNAInterval             Duration    `json:"vrrp_gna_interval"`
-	MinGARP                 bool        `json:"vrrp_min_garp,omitempty"`
-	LowerPrioNoAdvert       bool        `json:"vrrp_lower_prio_no_advert,omitempty"`
-	HigherPrioSendAdvert    bool        `json:"vrrp_higher_prio_send_advert,omitempty"`
-	DownTimerAdverts        int         `json:"vrrp_down_timer_adverts"`
-	Strict                  bool        `json:"vrrp_strict,omitempty"`
-	SkipCheckAdvAddr        bool        `json:"vrrp_skip_check_adv_addr,omitempty"`
-	CheckUnicastSrc         bool        `json:"vrrp_check_unicast_src,omitempty"`
-	LogUnknownVRIDs         bool        `json:"log_unknown_vrids,omitempty"`
-	DefaultInterface        string      `json:"default_interface"`
-	DynamicInterfaces       bool        `json:"dynamic_interfaces,omitempty"`
-	StartupDelay            Duration    `json:"vrrp_startup_delay"`
-	CheckerLogAllFailures   bool        `json:"checker_log_all_failures,omitempty"`
-	LVSTimeouts             LVSTimeouts `json:"lvs_timeouts"`
-	LVSFlush                bool        `json:"lvs_flush,omitempty"`
-	LVSFlushOnStop          string      `json:"lvs_flush_on_stop,omitempty"`
+	MulticastGroup4         netip.Addr `json:"vrrp_mcast_group4"`
+	MulticastGroup6         netip.Addr `json:"vrrp_mcast_group6"`
+	VRRPVersion             int        `json:"vrrp_version"`
+	GARPMasterDelay         Duration   `json:"vrrp_garp_master_delay"`
+	GARPMasterRepeat        int        `json:"vrrp_garp_master_repeat"`
+	GARPMasterRefresh       Duration   `json:"vrrp_garp_master_refresh"`
+	GARPMasterRefreshRepeat int        `json:"vrrp_garp_master_refresh_repeat"`
+	GARPLowerPrioDelay      *Duration  `json:"vrrp_garp_lower_prio_delay,omitempty"`
+	GARPLowerPrioRepeat     *int       `json:"vrrp_garp_lower_prio_repeat,omitempty"`
+	GARPInterval            Duration   `json:"vrrp_garp_interval"`
+	GNAInterval             Duration   `json:"vrrp_gna_interval"`
+	MinGARP                 bool       `json:"vrrp_min_garp,omitempty"`
+	LowerPrioNoAdvert       bool       `json:"vrrp_lower_prio_no_advert,omitempty"`
+	// OwnerIgnoreAdverts is vrrp_owner_ignore_adverts: the default of the instances'
+	// owner_ignore_adverts.
+	OwnerIgnoreAdverts    bool        `json:"vrrp_owner_ignore_adverts,omitempty"`
+	HigherPrioSendAdvert  bool        `json:"vrrp_higher_prio_send_advert,omitempty"`
+	DownTimerAdverts      int         `json:"vrrp_down_timer_adverts"`
+	Strict                bool        `json:"vrrp_strict,omitempty"`
+	SkipCheckAdvAddr      bool        `json:"vrrp_skip_check_adv_addr,omitempty"`
+	CheckUnicastSrc       bool        `json:"vrrp_check_unicast_src,omitempty"`
+	LogUnknownVRIDs       bool        `json:"log_unknown_vrids,omitempty"`
+	DefaultInterface      string      `json:"default_interface"`
+	DynamicInterfaces     bool        `json:"dynamic_interfaces,omitempty"`
+	StartupDelay          Duration    `json:"vrrp_startup_delay"`
+	CheckerLogAllFailures bool        `json:"checker_log_all_failures,omitempty"`
+	LVSTimeouts           LVSTimeouts `json:"lvs_timeouts"`
+	LVSFlush              bool        `json:"lvs_flush,omitempty"`
+	LVSFlushOnStop        string      `json:"lvs_flush_on_stop,omitempty"`
 	// LVSSyncDaemon is lvs_sync_daemon (or an instance's lvs_sync_daemon_interface);
 	// nil without one.
 	LVSSyncDaemon *LVSSyncDaemon `json:"lvs_sync_daemon,omitempty"`
@@ -264,6 +267,7 @@ var globalKeywords = withIgnored(keywords[GlobalDefs]{
 	"vrrp_gna_interval":            setGlobalTimer(func(g *GlobalDefs) *Duration { return &g.GNAInterval }, 0, 1),
 	"vrrp_min_garp":                setBool(func(g *GlobalDefs) *bool { return &g.MinGARP }),
 	"vrrp_lower_prio_no_advert":    setBool(func(g *GlobalDefs) *bool { return &g.LowerPrioNoAdvert }),
+	"vrrp_owner_ignore_adverts":    setBool(func(g *GlobalDefs) *bool { return &g.OwnerIgnoreAdverts }),
 	"vrrp_higher_prio_send_advert": setBool(func(g *GlobalDefs) *bool { return &g.HigherPrioSendAdvert }),
 	"vrrp_down_timer_adverts":      setGlobalInt(func(g *GlobalDefs) *int { return &g.DownTimerAdverts }, 1, 100),
 	"vrrp_strict":                  setBool(func(g *GlobalDefs) *bool { return &g.Strict }),
@@ -378,7 +382,6 @@ var globalKeywords = withIgnored(keywords[GlobalDefs]{
 	"net_namespace", "net_namespace_ipvs", "namespace_with_ipsets", "instance", "use_pid_dir", "umask",
 	"child_wait_time", "rs_init_notifies", "no_checker_emails", "vrrp_delay_after_boot",
 	"reload_time_file", "reload_repeat", "reload_file", "linkbeat_use_polling",
-	"vrrp_owner_ignore_adverts",
 )
 
 // parseGlobalDefs parses a global_defs block into g (several blocks accumulate).

@@ -249,3 +249,18 @@ func TestTooManyVIPs(t *testing.T) {
 		t.Errorf("VIPs %d excluded %d:\n%s", len(v.VIPs), len(v.ExcludedVIPs), diags)
 	}
 }
+
+// TestOwnerIgnoreAdvertsDefault: global_defs vrrp_owner_ignore_adverts is the default of
+// every instance's owner_ignore_adverts, which an instance can still turn off.
+func TestOwnerIgnoreAdvertsDefault(t *testing.T) {
+	text := instance("VI_A", "") + strings.Replace(instance("VI_B", "owner_ignore_adverts false"), "virtual_router_id 1", "virtual_router_id 2", 1) +
+		"global_defs {\n vrrp_owner_ignore_adverts\n}\n"
+	cfg, diags := loadVRRP(t, text)
+	if len(cfg.Instances) != 2 || !cfg.Instances[0].OwnerIgnoreAdverts || cfg.Instances[1].OwnerIgnoreAdverts {
+		t.Errorf("instances %+v\n%s", cfg.Instances, diags)
+	}
+	cfg, _ = loadVRRP(t, instance("VI_A", ""))
+	if only(t, cfg).OwnerIgnoreAdverts {
+		t.Error("owner_ignore_adverts without the global keyword")
+	}
+}

@@ -267,6 +267,9 @@ func resolveInherited(c *ctx, v *VRRPInstance, g *GlobalDefs) {
 		v.LowerPrioNoAdvert = v.Strict || g.LowerPrioNoAdvert
 	}
 	strictReset(c, v, "lower_prio_no_advert", &v.LowerPrioNoAdvert, true)
+	if !v.Explicit("owner_ignore_adverts") {
+		v.OwnerIgnoreAdverts = g.OwnerIgnoreAdverts
+	}
 	if !v.Explicit("higher_prio_send_advert") {
 		v.HigherPrioSendAdvert = !v.Strict && g.HigherPrioSendAdvert
 	}
