@@ -87,6 +87,12 @@ type GlobalDefs struct {
 	// which no_accept instances drop traffic to their virtual addresses. Empty when
 	// the keyword is absent (the VRRP engine then uses keepalived's default name).
 	NFTables string `json:"nftables,omitempty"`
+
+	// VMACPrefix names the macvlans of use_vmac without a name: VMACPrefix "." VRID.
+	VMACPrefix string `json:"vmac_prefix"`
+	// VMACAddrPrefix is vmac_addr_prefix, the prefix of the macvlans keepalived makes
+	// for addresses with their own use_vmac (parsed; not acted on yet).
+	VMACAddrPrefix string `json:"vmac_addr_prefix"`
 }
 
 // nftTableMaxName is the kernel's limit on an nftables table name, NUL included
@@ -120,6 +126,8 @@ func defaultGlobalDefs() GlobalDefs {
 		GARPMasterRefreshRepeat: 1,
 		DownTimerAdverts:        3,
 		DefaultInterface:        "eth0",
+		VMACPrefix:              "vrrp",
+		VMACAddrPrefix:          "vmac",
 		StateDumpFile:           "/tmp/keepalived.data",
 		StatsDumpFile:           "/tmp/keepalived.stats",
 		JSONDumpFile:            "/tmp/keepalived.json",
@@ -275,6 +283,8 @@ var globalKeywords = withIgnored(keywords[GlobalDefs]{
 	"vrrp_check_unicast_src":       setBool(func(g *GlobalDefs) *bool { return &g.CheckUnicastSrc }),
 	"log_unknown_vrids":            setBool(func(g *GlobalDefs) *bool { return &g.LogUnknownVRIDs }),
 	"default_interface":            setGlobalString(func(g *GlobalDefs) *string { return &g.DefaultInterface }),
+	"vmac_prefix":                  vmacPrefix(func(g *GlobalDefs) *string { return &g.VMACPrefix }),
+	"vmac_addr_prefix":             vmacPrefix(func(g *GlobalDefs) *string { return &g.VMACAddrPrefix }),
 	"dynamic_interfaces": func(c *ctx, s *Stmt, g *GlobalDefs) {
 		c.want(s, 0, 1)
 		g.DynamicInterfaces = true
@@ -374,7 +384,7 @@ var globalKeywords = withIgnored(keywords[GlobalDefs]{
 	"enable_dbus_create_instance",
 	"vrrp_iptables", "vrrp_ipsets", "nftables_priority", "nftables_counters", "nftables_ifindex",
 	"nftables_ipvs", "nftables_ipvs_priority", "nftables_ipvs_start_fwmark", "disable_local_igmp",
-	"vmac_prefix", "vmac_addr_prefix", "vrrp_garp_extra_if", "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier",
+	"vrrp_garp_extra_if", "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier",
 	"vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_cmd_rcv_bufs_force", "vrrp_netlink_monitor_rcv_bufs",
 	"vrrp_netlink_monitor_rcv_bufs_force", "lvs_netlink_cmd_rcv_bufs", "lvs_netlink_cmd_rcv_bufs_force",
 	"lvs_netlink_monitor_rcv_bufs", "lvs_netlink_monitor_rcv_bufs_force", "process_monitor_rcv_bufs",

@@ -17,6 +17,8 @@ var parsedOnly = map[string]bool{
 	"track_src_ip": true, "unicast_fault_no_peer": true, "garp_extra_if": true, "timer_expired_backup": true,
 	"old_unicast_checksum": true,
 	"debug":                true, "snmp_name": true,
+	"use_vmac_addr": true, "vmac_addr_prefix": true, "vmac_garp_intvl": true,
+	"use_vmac": true, "vmac_xmit_base": true, "vmac_prefix": true,
 }
 
 // referenceBlock is one block of docs/configuration.md.

@@ -31,6 +31,11 @@ type VRRPInstance struct {
 	NoVIPs       bool     `json:"no_virtual_ipaddress,omitempty"`
 	Routes       []*Route `json:"virtual_routes,omitempty"`
 	Rules        []*Rule  `json:"virtual_rules,omitempty"`
+	// VMAC is use_vmac (with vmac_xmit_base); nil without it.
+	VMAC *VMAC `json:"use_vmac,omitempty"`
+	// UseVMACAddr is use_vmac_addr: gratuitous ARPs for the addresses on other
+	// interfaces would carry the virtual MAC too (parsed; not acted on yet).
+	UseVMACAddr bool `json:"use_vmac_addr,omitempty"`
 
 	TrackInterfaces  []*TrackRef `json:"track_interface,omitempty"`
 	TrackScripts     []*TrackRef `json:"track_script,omitempty"`
@@ -351,33 +356,11 @@ var instanceKeywords = withIgnored(notifyKeywords(keywords[VRRPInstance]{
 	"garp_master_refresh_repeat": instInt(func(v *VRRPInstance) *int { return &v.GARPMasterRefreshRepeat }, 1, 1000),
 	"garp_lower_prio_delay":      instTimer(func(v *VRRPInstance) *Duration { return &v.GARPLowerPrioDelay }, 0, 86400),
 	"garp_lower_prio_repeat":     instInt(func(v *VRRPInstance) *int { return &v.GARPLowerPrioRepeat }, 0, 1000),
-	"garp_extra_if": func(c *ctx, s *Stmt, v *VRRPInstance) {
-		if !c.want(s, 1, 2) {
-			return
-		}
-		g := &GARPExtraIf{}
-		args := s.Args
-		if args[0].Value() == "all" {
-			g.All, args = true, args[1:]
-		}
-		if len(args) == 0 {
-			c.errorf(s.At(), "'garp_extra_if' needs an interval in seconds; ignored")
-			return
-		}
-		d, ok := c.timerArg(s, len(s.Args)-len(args), 0, 86400)
-		if !ok {
-			return
-		}
-		g.Interval = d
-		if d == 0 {
-			g = nil // 0 disables the feature
-		}
-		v.GARPExtraIf = g
-		v.mark(s)
-	},
-	"down_timer_adverts":      instInt(func(v *VRRPInstance) *int { return &v.DownTimerAdverts }, 1, 100),
-	"lower_prio_no_advert":    instBool(func(v *VRRPInstance) *bool { return &v.LowerPrioNoAdvert }),
-	"higher_prio_send_advert": instBool(func(v *VRRPInstance) *bool { return &v.HigherPrioSendAdvert }),
+	"garp_extra_if":              garpExtraIf,
+	"vmac_garp_intvl":            garpExtraIf,
+	"down_timer_adverts":         instInt(func(v *VRRPInstance) *int { return &v.DownTimerAdverts }, 1, 100),
+	"lower_prio_no_advert":       instBool(func(v *VRRPInstance) *bool { return &v.LowerPrioNoAdvert }),
+	"higher_prio_send_advert":    instBool(func(v *VRRPInstance) *bool { return &v.HigherPrioSendAdvert }),
 	"timer_expired_backup": func(c *ctx, s *Stmt, v *VRRPInstance) {
 		c.want(s, 0, 1)
 		v.TimerExpiredBackup = 254
@@ -420,10 +403,15 @@ var instanceKeywords = withIgnored(notifyKeywords(keywords[VRRPInstance]{
 	"smtp_alert":                 instBool(func(v *VRRPInstance) *bool { return &v.SMTPAlert }),
 	"debug":                      instInt(func(v *VRRPInstance) *int { return &v.Debug }, 0, 4),
 	"lvs_sync_daemon_interface":  parseInstanceSyncInterface,
+	"use_vmac":                   useVMAC,
+	"vmac_xmit_base": func(c *ctx, s *Stmt, v *VRRPInstance) {
+		c.want(s, 0, 0)
+		v.mark(s)
+	},
+	"use_vmac_addr": instFlag(func(v *VRRPInstance) *bool { return &v.UseVMACAddr }, true),
 }, func(v *VRRPInstance) *Notifies { return &v.Notifies }),
-	// VMAC/IPVLAN/VRF and other keepalived features gokeepalived does not implement.
-	"use_vmac", "use_vmac_addr", "vmac_xmit_base", "use_ipvlan", "vrf", "linkbeat_use_polling",
-	"vmac_garp_intvl",
+	// IPVLAN/VRF and other keepalived features gokeepalived does not implement.
+	"use_ipvlan", "vrf", "linkbeat_use_polling",
 )
 
 // parseVRRPInstance parses a vrrp_instance block. Defaults and inherited values are
@@ -436,4 +424,34 @@ func parseVRRPInstance(c *ctx, s *Stmt) *VRRPInstance {
 	v := &VRRPInstance{Name: name, UnicastTTL: 255, OldUnicastChecksum: "auto", Pos: s.At(), at: map[string]Pos{}}
 	parseBlock(c, s, v, instanceKeywords)
 	return v
+}
+
+// garpExtraIf handles garp_extra_if [all] SECS and its deprecated name vmac_garp_intvl
+// (keepalived before 2.2.2).
+func garpExtraIf(c *ctx, s *Stmt, v *VRRPInstance) {
+	if s.Key == "vmac_garp_intvl" {
+		c.warnf(s.At(), "'vmac_garp_intvl' is deprecated: use 'garp_extra_if'")
+	}
+	if !c.want(s, 1, 2) {
+		return
+	}
+	g := &GARPExtraIf{}
+	args := s.Args
+	if args[0].Value() == "all" {
+		g.All, args = true, args[1:]
+	}
+	if len(args) == 0 {
+		c.errorf(s.At(), "'%s' needs an interval in seconds; ignored", s.Key)
+		return
+	}
+	d, ok := c.timerArg(s, len(s.Args)-len(args), 0, 86400)
+	if !ok {
+		return
+	}
+	g.Interval = d
+	if d == 0 {
+		g = nil // 0 disables the feature
+	}
+	v.GARPExtraIf = g
+	v.at["garp_extra_if"] = s.At()
 }

@@ -17,6 +17,7 @@ func resolveInstance(c *ctx, v *VRRPInstance, g *GlobalDefs) {
 	resolveAdvertInt(c, v)
 	resolveStateAndPriority(c, v)
 	resolveAuth(c, v)
+	resolveVMAC(c, v, g)
 	resolveVIPs(c, v, g)
 	resolvePreempt(c, v)
 	resolveInherited(c, v, g)
