@@ -108,6 +108,7 @@ type SyncController struct {
 	retry      *time.Timer
 	retryAfter time.Duration
 	stopped    bool
+	lastErr    error
 }
 
 // NewSyncController returns a controller of the daemons configured as cfg (its State
@@ -143,6 +144,13 @@ func (c *SyncController) Role() SyncState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.role
+}
+
+// Err returns the error of the last change, nil once a change (or its retry) worked.
+func (c *SyncController) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastErr
 }
 
 // Stop stops the daemon of the current role, as keepalived does when it exits, and
@@ -181,6 +189,7 @@ func (c *SyncController) reconcileLocked() error {
 		c.retry = nil
 	}
 	err := c.applyLocked()
+	c.lastErr = err
 	if err != nil {
 		c.retry = time.AfterFunc(c.retryAfter, func() {
 			c.mu.Lock()

@@ -110,8 +110,8 @@ func TestSyncControllerRetries(t *testing.T) {
 	c.retryAfter = 20 * time.Millisecond
 	boom := errors.New("no such device")
 	f.SetFail("start", boom)
-	if err := c.SetRole(SyncBackup); !errors.Is(err, boom) {
-		t.Fatalf("SetRole = %v, want %v", err, boom)
+	if err := c.SetRole(SyncBackup); !errors.Is(err, boom) || !errors.Is(c.Err(), boom) {
+		t.Fatalf("SetRole = %v, Err = %v; want %v", err, c.Err(), boom)
 	}
 	f.SetFail("start", nil)
 	deadline := time.Now().Add(5 * time.Second)
@@ -120,6 +120,9 @@ func TestSyncControllerRetries(t *testing.T) {
 			t.Fatal("the failed start was not retried")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	if err := c.Err(); err != nil {
+		t.Errorf("Err after the retry worked: %v", err)
 	}
 	if err := c.Stop(); err != nil {
 		t.Fatal(err)

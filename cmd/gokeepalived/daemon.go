@@ -131,7 +131,11 @@ func runDaemon(o *options, stderr io.Writer) int {
 		sock = controlSocketFor(o.pidFile)
 	}
 	if err := serveControl(ctx, sock, log, controlHandlers{
-		status: func() statusDoc { return buildStatus(mgr, lvs) },
+		status: func() statusDoc {
+			doc := buildStatus(mgr, lvs)
+			doc.SyncDaemon = syncd.status()
+			return doc
+		},
 		reload: func() string { return run.reload(ctx, o, log, mgr, lvs) },
 		dryRun: func(path string) string { return run.dryRun(path, o, mgr, lvs) },
 		mib: func() string {

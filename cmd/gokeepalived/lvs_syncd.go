@@ -21,6 +21,18 @@ type syncDaemons struct {
 	mu       sync.Mutex
 	ctl      *ipvs.SyncController
 	instance string
+	cfg      *parser.LVSSyncDaemon // as configured, for status
+	openErr  error                 // why there is no controller for cfg
+}
+
+// syncDaemonDoc is lvs_sync_daemon in the status document.
+type syncDaemonDoc struct {
+	Interface string `json:"interface"`
+	Instance  string `json:"instance"`
+	SyncID    int    `json:"syncid"`
+	// Role is master or backup, empty when the daemon could not be run.
+	Role  string `json:"role,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // newSyncDaemons returns the sync daemons of cfg, started as backup; kernel opens the
@@ -40,6 +52,7 @@ func netlinkSyncKernel() (ipvs.SyncKernel, error) {
 func (s *syncDaemons) apply(c *parser.LVSSyncDaemon) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.cfg, s.openErr = c, nil
 	switch {
 	case c == nil && s.ctl != nil:
 		s.stopLocked()
@@ -48,6 +61,7 @@ func (s *syncDaemons) apply(c *parser.LVSSyncDaemon) {
 		k, err := s.kernel()
 		if err != nil {
 			s.log.Error("lvs_sync_daemon: cannot run the IPVS sync daemon", "interface", c.Interface, "instance", c.Instance, "err", err)
+			s.openErr = err
 			return
 		}
 		s.ctl, s.instance = ipvs.NewSyncController(k, ipvs.SyncDaemonOf(c), s.log), c.Instance
@@ -84,6 +98,24 @@ func (s *syncDaemons) transition(t vrrp.Transition) {
 	if err := s.ctl.SetRole(role); err != nil {
 		s.log.Error("lvs_sync_daemon: cannot switch the IPVS sync daemon; retrying", "instance", t.Instance, "role", role.String(), "err", err)
 	}
+}
+
+// status describes the sync daemon for the status document; nil without one.
+func (s *syncDaemons) status() *syncDaemonDoc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg == nil {
+		return nil
+	}
+	d := &syncDaemonDoc{Interface: s.cfg.Interface, Instance: s.cfg.Instance, SyncID: s.cfg.SyncID}
+	err := s.openErr
+	if s.ctl != nil {
+		d.Role, err = s.ctl.Role().String(), s.ctl.Err()
+	}
+	if err != nil {
+		d.Error = err.Error()
+	}
+	return d
 }
 
 // stop stops the daemon of the current role.

@@ -46,6 +46,9 @@ func TestSyncDaemonsFollowInstance(t *testing.T) {
 	wantCalls(t, f)
 	s.transition(vrrp.Transition{Instance: "VI_1", From: vrrp.StateBackup, To: vrrp.StateMaster})
 	wantCalls(t, f, "stop backup", "start master eth1 id 51")
+	if d := s.status(); d == nil || *d != (syncDaemonDoc{Interface: "eth1", Instance: "VI_1", SyncID: 51, Role: "master"}) {
+		t.Errorf("status %+v", d)
+	}
 	s.transition(vrrp.Transition{Instance: "VI_1", From: vrrp.StateMaster, To: vrrp.StateFault})
 	wantCalls(t, f, "stop master", "start backup eth1 id 51")
 	s.transition(vrrp.Transition{Instance: "VI_1", From: vrrp.StateFault, To: vrrp.StateMaster})
@@ -59,6 +62,9 @@ func TestSyncDaemonsFollowInstance(t *testing.T) {
 	wantCalls(t, f, "stop master", "start master eth1 id 9")
 	s.apply(nil)
 	wantCalls(t, f, "stop master")
+	if d := s.status(); d != nil {
+		t.Errorf("status without lvs_sync_daemon: %+v", d)
+	}
 	s.transition(vrrp.Transition{Instance: "VI_1", From: vrrp.StateBackup, To: vrrp.StateMaster})
 	s.stop()
 	wantCalls(t, f)
@@ -79,6 +85,15 @@ func TestSyncDaemonsWithoutIPVS(t *testing.T) {
 	var logs bytes.Buffer
 	s := newSyncDaemons(syncConf(t, "lvs_sync_daemon eth1 VI_1"), func() (ipvs.SyncKernel, error) { return nil, ipvs.ErrNoIPVS }, slog.New(slog.NewTextHandler(&logs, nil)))
 	s.transition(vrrp.Transition{Instance: "VI_1", From: vrrp.StateBackup, To: vrrp.StateMaster})
+	d := s.status()
+	if d == nil || d.Role != "" || !strings.Contains(d.Error, "IPVS is not available") {
+		t.Errorf("status %+v", d)
+	}
+	var text strings.Builder
+	writeStatusText(&text, statusDoc{SyncDaemon: d})
+	if want := "LVS sync daemon on eth1 for VI_1 (syncid 51): not running; last change failed: IPVS is not available"; !strings.HasPrefix(text.String(), want) {
+		t.Errorf("status text %q, want it to start with %q", text.String(), want)
+	}
 	s.stop()
 	if !strings.Contains(logs.String(), "cannot run the IPVS sync daemon") || !strings.Contains(logs.String(), "IPVS is not available") {
 		t.Errorf("log:\n%s", logs.String())

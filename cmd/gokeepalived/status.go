@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ type statusDoc struct {
 	Version        string           `json:"version"`
 	Instances      []instanceDoc    `json:"vrrp_instances"`
 	VirtualServers []realServersDoc `json:"virtual_servers"`
+	SyncDaemon     *syncDaemonDoc   `json:"lvs_sync_daemon,omitempty"`
 }
 
 type instanceDoc struct {
@@ -110,6 +112,13 @@ func writeStatusText(w io.Writer, doc statusDoc) {
 		for _, t := range in.Trackers {
 			fmt.Fprintf(w, "  %s %s: weight %d, %+d %s\n", t.Kind, t.Name, t.Weight, t.Delta, t.Why)
 		}
+	}
+	if d := doc.SyncDaemon; d != nil {
+		fmt.Fprintf(w, "LVS sync daemon on %s for %s (syncid %d): %s", d.Interface, d.Instance, d.SyncID, cmp.Or(d.Role, "not running"))
+		if d.Error != "" {
+			fmt.Fprintf(w, "; last change failed: %s", d.Error)
+		}
+		fmt.Fprintln(w)
 	}
 	for _, vs := range doc.VirtualServers {
 		fmt.Fprintf(w, "LVS %s\n", vs.Service)
