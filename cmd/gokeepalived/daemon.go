@@ -156,7 +156,7 @@ func runDaemon(o *options, stderr io.Writer) int {
 		log.Warn("no control socket", "err", err)
 	}
 	if o.metricsAddress != "" {
-		if err := serveMetrics(ctx, o.metricsAddress, log, metricsHandler(mgr, lvs)); err != nil {
+		if err := serveMetrics(ctx, o.metricsAddress, log, metricsHandler(mgr, lvs, syncd)); err != nil {
 			log.Error("cannot serve metrics", "err", err)
 		}
 	}

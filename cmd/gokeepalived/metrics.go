@@ -52,6 +52,9 @@ var (
 	descRSUp    = prometheus.NewDesc("gokeepalived_real_server_up", "Real server health (1 up)", []string{"virtual_server", "real_server"}, nil)
 	descRSW     = prometheus.NewDesc("gokeepalived_real_server_weight", "Real server weight as programmed", []string{"virtual_server", "real_server"}, nil)
 	descRSLat   = prometheus.NewDesc("gokeepalived_real_server_check_latency_seconds", "Latency of the last finished check attempt", []string{"virtual_server", "real_server"}, nil)
+	descFWErr   = prometheus.NewDesc("gokeepalived_vrrp_firewall_errors_total", "no_accept firewall changes that failed", []string{"iname", "vrid"}, nil)
+	descSyncd   = prometheus.NewDesc("gokeepalived_lvs_sync_daemon_state", "IPVS sync daemon of lvs_sync_daemon: 1 master, 2 backup, 0 not running", []string{"interface", "instance", "syncid"}, nil)
+	descSyncErr = prometheus.NewDesc("gokeepalived_lvs_sync_daemon_failing", "1 while the last change of the IPVS sync daemon failed (it is retried)", []string{"interface", "instance", "syncid"}, nil)
 )
 
 func counterDesc(name, help string) *prometheus.Desc {
@@ -60,12 +63,13 @@ func counterDesc(name, help string) *prometheus.Desc {
 
 // collector renders the engines' snapshots at every scrape.
 type collector struct {
-	vrrp *vrrp.Manager
-	lvs  *ipvs.Manager
+	vrrp  *vrrp.Manager
+	lvs   *ipvs.Manager
+	syncd *syncDaemons
 }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUp, descState, descGARP, descPrio, descTracker, descRSUp, descRSW, descRSLat} {
+	for _, d := range []*prometheus.Desc{descUp, descState, descGARP, descPrio, descTracker, descRSUp, descRSW, descRSLat, descFWErr, descSyncd, descSyncErr} {
 		ch <- d
 	}
 	for _, d := range descCounters {
@@ -87,6 +91,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, float64(s.State), s.Name, v.Dev, vrid, v.Prefix.Addr().String())
 			}
 			ch <- prometheus.MustNewConstMetric(descPrio, prometheus.GaugeValue, float64(s.Priority), s.Name, vrid)
+			if s.NoAccept != "" {
+				ch <- prometheus.MustNewConstMetric(descFWErr, prometheus.CounterValue, float64(s.FirewallErrors), s.Name, vrid)
+			}
 			for _, t := range s.Trackers {
 				ch <- prometheus.MustNewConstMetric(descTracker, prometheus.GaugeValue, float64(t.Delta), s.Name, t.Kind.String(), t.Name)
 			}
@@ -104,12 +111,27 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descRSLat, prometheus.GaugeValue, r.Latency.Seconds(), vs, rs)
 		}
 	}
+	if d := c.syncd.status(); d != nil {
+		labels := []string{d.Interface, d.Instance, strconv.Itoa(d.SyncID)}
+		state, failing := 0.0, 0.0
+		switch d.Role {
+		case ipvs.SyncMaster.String():
+			state = float64(ipvs.SyncMaster)
+		case ipvs.SyncBackup.String():
+			state = float64(ipvs.SyncBackup)
+		}
+		if d.Error != "" {
+			failing = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descSyncd, prometheus.GaugeValue, state, labels...)
+		ch <- prometheus.MustNewConstMetric(descSyncErr, prometheus.GaugeValue, failing, labels...)
+	}
 }
 
 // metricsHandler serves the engines' metrics in the Prometheus text format.
-func metricsHandler(v *vrrp.Manager, l *ipvs.Manager) http.Handler {
+func metricsHandler(v *vrrp.Manager, l *ipvs.Manager, syncd *syncDaemons) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector{vrrp: v, lvs: l})
+	reg.MustRegister(collector{vrrp: v, lvs: l, syncd: syncd})
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 

@@ -37,12 +37,16 @@ func TestMetrics(t *testing.T) {
 	}()
 	port := ln.Addr().(*net.TCPAddr).Port
 	text := fmt.Sprintf(`
+global_defs {
+    lvs_sync_daemon eth1 VI_1
+}
 vrrp_instance VI_1 {
     interface eth0
     virtual_router_id 51
     version 3
     advert_int 0.05
     priority 120
+    no_accept
     virtual_ipaddress {
         192.168.71.205/24
     }
@@ -73,6 +77,8 @@ virtual_server 192.168.71.205 80 {
 		Addrs: &vrrp.FakeAddrs{}, Announcer: &vrrp.FakeAnnouncer{},
 		PrimaryAddr: func(string, vrrp.Family) (netip.Addr, error) { return self, nil },
 	}, log)
+	syncd := newSyncDaemons(cfg, func() (ipvs.SyncKernel, error) { return &ipvs.FakeSync{}, nil }, log)
+	vm.OnTransition = syncd.transition
 	if err := vm.Start(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +89,7 @@ virtual_server 192.168.71.205 80 {
 	}
 	defer lm.Stop(false)
 
-	srv := httptest.NewServer(metricsHandler(vm, lm))
+	srv := httptest.NewServer(metricsHandler(vm, lm, syncd))
 	defer srv.Close()
 	scrape := func() string {
 		resp, err := http.Get(srv.URL)
@@ -101,6 +107,9 @@ virtual_server 192.168.71.205 80 {
 		`gokeepalived_vrrp_effective_priority{iname="VI_1",vrid="51"} 120`,
 		fmt.Sprintf(`gokeepalived_real_server_up{real_server="127.0.0.1:%d",virtual_server="[192.168.71.205]:tcp:80"} 1`, port),
 		fmt.Sprintf(`gokeepalived_real_server_weight{real_server="127.0.0.1:%d",virtual_server="[192.168.71.205]:tcp:80"} 3`, port),
+		`gokeepalived_vrrp_firewall_errors_total{iname="VI_1",vrid="51"} 0`,
+		`gokeepalived_lvs_sync_daemon_state{instance="VI_1",interface="eth1",syncid="51"} 1`,
+		`gokeepalived_lvs_sync_daemon_failing{instance="VI_1",interface="eth1",syncid="51"} 0`,
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
