@@ -18,7 +18,6 @@ var parsedOnly = map[string]bool{
 	"old_unicast_checksum": true,
 	"debug":                true, "snmp_name": true,
 	"use_vmac_addr": true, "vmac_addr_prefix": true, "vmac_garp_intvl": true,
-	"use_vmac": true, "vmac_xmit_base": true, "vmac_prefix": true,
 }
 
 // referenceBlock is one block of docs/configuration.md.

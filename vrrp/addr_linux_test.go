@@ -23,11 +23,19 @@ import (
 // same namespace), both up, and an address manager working in it.
 func addrLab(t *testing.T) (*netns.NS, *NetlinkAddrs) {
 	t.Helper()
-	ns := netns.New(t, "addr")
+	ns := eth0Lab(t, "addr")
+	return ns, addrManagerIn(t, ns, false)
+}
+
+// eth0Lab makes a namespace with an interface eth0, a veth whose peer eth0p is in the
+// same namespace, both up.
+func eth0Lab(t *testing.T, label string) *netns.NS {
+	t.Helper()
+	ns := netns.New(t, label)
 	ns.Run("ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p")
 	ns.Run("ip", "link", "set", "eth0", "up")
 	ns.Run("ip", "link", "set", "eth0p", "up")
-	return ns, addrManagerIn(t, ns, false)
+	return ns
 }
 
 // addrManagerIn creates an address manager inside ns, with its own handle or, when

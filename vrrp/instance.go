@@ -37,9 +37,9 @@ type instance struct {
 	dsts   []netip.Addr // the multicast group, or the unicast peers
 	src    netip.Addr
 	ttl    int
-	vips   []*parser.VIP // virtual_ipaddress then virtual_ipaddress_excluded
-	vaddrs []netip.Addr  // addresses put in adverts (virtual_ipaddress only)
-	ann    []netip.Addr  // addresses announced (all VIPs)
+	vips   []*parser.VIP   // virtual_ipaddress then virtual_ipaddress_excluded
+	vaddrs []netip.Addr    // addresses put in adverts (virtual_ipaddress only)
+	ann    []announceGroup // addresses announced (all VIPs), by interface
 	kernel Kernel
 	log    *slog.Logger
 	now    func() time.Time
@@ -126,9 +126,7 @@ func newInstance(cfg *parser.VRRPInstance, g *parser.GlobalDefs, k Kernel, log *
 	for _, v := range cfg.VIPs {
 		in.vaddrs = append(in.vaddrs, v.Prefix.Addr())
 	}
-	for _, v := range in.vips {
-		in.ann = append(in.ann, v.Prefix.Addr())
-	}
+	in.ann = announceGroups(cfg, in.vips)
 	sorted := slices.Clone(in.vaddrs)
 	slices.SortFunc(sorted, netip.Addr.Compare)
 	in.pol = rxPolicy{
@@ -495,8 +493,10 @@ func (in *instance) announcer(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case n := <-in.announce:
-			if err := in.kernel.Announcer.Announce(in.cfg.Interface, in.ann, n); err != nil {
-				in.log.Warn("cannot announce virtual addresses", "err", err)
+			for _, g := range in.ann {
+				if err := in.kernel.Announcer.Announce(g.ifname, g.addrs, n); err != nil {
+					in.log.Warn("cannot announce virtual addresses", "interface", g.ifname, "err", err)
+				}
 			}
 		}
 	}

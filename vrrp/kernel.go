@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"context"
+	"net"
 	"net/netip"
 
 	"gokeepalived/parser"
@@ -64,4 +65,22 @@ type RouteManager interface {
 	Del(r *parser.Route) error
 	AddRule(r *parser.Rule) error
 	DelRule(r *parser.Rule) error
+}
+
+// VMACSpec is the macvlan of an instance with use_vmac.
+type VMACSpec struct {
+	Name   string           // the macvlan, vrrp.VRID by default
+	Parent string           // the instance's interface
+	MAC    net.HardwareAddr // the VRRP virtual MAC unless configured
+}
+
+// VMACManager keeps the macvlans of use_vmac instances (private mode, on the instance's
+// interface, with the virtual MAC). Ensure reconciles: a macvlan that is right (one a
+// previous run left) is adopted, one with another MAC, parent or mode is replaced, a
+// missing one is created; it is then up, with the sysctls that make it answer ARP for
+// its addresses with the virtual MAC. An interface of that name that is not a macvlan
+// is never touched. Delete of a macvlan that is not there succeeds.
+type VMACManager interface {
+	Ensure(spec VMACSpec) error
+	Delete(name string) error
 }

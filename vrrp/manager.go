@@ -16,7 +16,8 @@ import (
 )
 
 // Kernel bundles the kernel-facing pieces the engine uses. The Linux implementations are
-// ListenAdvert, NewAddrManager, NewAnnouncer and PrimaryAddr; tests use the fakes.
+// ListenAdvert, NewAddrManager, NewAnnouncer, PrimaryAddr and NewVMACManager; tests use
+// the fakes.
 type Kernel struct {
 	Listen func(ifname string, f Family, opts ConnOptions) (AdvertConn, error)
 	Addrs  AddrManager
@@ -35,6 +36,9 @@ type Kernel struct {
 	// (NFTFirewall); nil enforces no_accept nowhere, which each such instance logs
 	// when it is set up (at start and at each reload).
 	Firewall Firewall
+	// VMACs keeps the macvlans of use_vmac instances (NewVMACManager); nil leaves them
+	// out (logged for each such instance).
+	VMACs VMACManager
 }
 
 // Manager runs every vrrp_instance of a configuration.
@@ -142,6 +146,7 @@ func (m *Manager) Reload(ctx context.Context, cfg *parser.Config) error {
 	old := m.gen.cfg
 	h := m.stopGen(m.gen, keep)
 	m.gen = nil
+	m.deleteVMACs(old, cfg)
 	m.applyStatic(old, cfg)
 	g, err := m.launch(ctx, cfg, h)
 	if err != nil {
@@ -200,17 +205,18 @@ func (m *Manager) launch(ctx context.Context, cfg *parser.Config, h *handover) (
 			nt.stop()
 			return nil, fmt.Errorf("vrrp: instance %s: an interface is required", c.Name)
 		}
-		k := loopKey{c.Interface, in.family}
+		ifname := advertIf(c) // the macvlan's own socket, unless vmac_xmit_base
+		k := loopKey{ifname, in.family}
 		if len(c.UnicastPeers) == 0 && !slices.Contains(groups[k], c.McastGroup) {
 			groups[k] = append(groups[k], c.McastGroup)
 		}
 		if loops[k] == nil {
-			loops[k] = &rxLoop{ifname: c.Interface, family: in.family, byVRID: map[uint8]*instance{},
-				logUnk: cfg.Global.LogUnknownVRIDs, log: m.log.With("interface", c.Interface, "family", in.family.String())}
+			loops[k] = &rxLoop{ifname: ifname, family: in.family, byVRID: map[uint8]*instance{},
+				logUnk: cfg.Global.LogUnknownVRIDs, log: m.log.With("interface", ifname, "family", in.family.String())}
 		}
 		if other := loops[k].byVRID[uint8(c.VRID)]; other != nil {
 			nt.stop()
-			return nil, fmt.Errorf("vrrp: instances %s and %s share VRID %d on %s", other.name, c.Name, c.VRID, c.Interface)
+			return nil, fmt.Errorf("vrrp: instances %s and %s share VRID %d on %s", other.name, c.Name, c.VRID, ifname)
 		}
 		loops[k].byVRID[uint8(c.VRID)] = in
 		insts = append(insts, in)
@@ -220,6 +226,7 @@ func (m *Manager) launch(ctx context.Context, cfg *parser.Config, h *handover) (
 		byName[in.name] = in
 	}
 	syncGroups(cfg, byName)
+	m.ensureVMACs(insts)
 	var opened []*rxLoop
 	for k, l := range loops {
 		l.opts = ConnOptions{Groups: groups[k], Unicast: len(groups[k]) == 0}
@@ -356,7 +363,7 @@ func (m *Manager) stopGen(g *generation, keep map[Identity]bool) *handover {
 }
 
 // Stop shuts every instance down (a master sends priority 0 and removes its addresses),
-// waits for them, and closes the sockets.
+// waits for them, closes the sockets and removes the use_vmac macvlans.
 func (m *Manager) Stop() {
 	m.mu.Lock()
 	g := m.gen
@@ -364,7 +371,8 @@ func (m *Manager) Stop() {
 	m.mu.Unlock()
 	if g != nil {
 		m.stopGen(g, nil)
-		if !m.KeepVIPsOnStop {
+		if !m.KeepVIPsOnStop { // -V keeps the macvlans too: the addresses are on them
+			m.deleteVMACs(g.cfg, nil)
 			m.applyStatic(g.cfg, nil)
 		}
 	}

@@ -27,6 +27,10 @@ type director struct {
 	routes *FakeRoutes
 	ann    *FakeAnnouncer
 	fw     *FakeFirewall
+	vmacs  *FakeVMACs
+
+	listenMu sync.Mutex
+	listens  []string // the interfaces of the sockets opened
 
 	mu    sync.Mutex
 	trans []Transition
@@ -70,15 +74,30 @@ func startDirector(t *testing.T, link *FakeLink, name string, last byte, prio in
 
 func startDirectorCfg(t *testing.T, link *FakeLink, name string, last byte, cfg *parser.Config) *director {
 	t.Helper()
-	d := &director{name: name, addr: netip.AddrFrom4([4]byte{10, 0, 0, last}), addrs: &FakeAddrs{}, routes: &FakeRoutes{}, ann: &FakeAnnouncer{}, fw: &FakeFirewall{}}
+	return newDirector(name, last).start(t, link, cfg)
+}
+
+// newDirector returns a director with empty fakes; a test may replace them (a kernel
+// with leftovers) before start.
+func newDirector(name string, last byte) *director {
+	return &director{name: name, addr: netip.AddrFrom4([4]byte{10, 0, 0, last}), addrs: &FakeAddrs{}, routes: &FakeRoutes{}, ann: &FakeAnnouncer{}, fw: &FakeFirewall{}, vmacs: &FakeVMACs{}}
+}
+
+// start runs the director's manager on cfg; it stops when the test ends.
+func (d *director) start(t *testing.T, link *FakeLink, cfg *parser.Config) *director {
+	t.Helper()
 	k := Kernel{
 		Listen: func(ifname string, f Family, opts ConnOptions) (AdvertConn, error) {
+			d.listenMu.Lock()
+			d.listens = append(d.listens, ifname)
+			d.listenMu.Unlock()
 			return link.Listen(f, opts, d.addr)
 		},
 		Addrs:       d.addrs,
 		Routes:      d.routes,
 		Announcer:   d.ann,
 		Firewall:    d.fw,
+		VMACs:       d.vmacs,
 		PrimaryAddr: func(string, Family) (netip.Addr, error) { return d.addr, nil },
 	}
 	d.mgr = NewManager(k, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -20,6 +20,9 @@ type Identity struct {
 	Unicast   bool
 	Src       netip.Addr
 	Group     netip.Addr
+	// VMAC is use_vmac's macvlan and MAC; "" without. Moving the addresses onto or off
+	// a macvlan, or changing its MAC, restarts the instance (as in keepalived).
+	VMAC string
 }
 
 // IdentityOf returns the identity of a configured instance.
@@ -27,6 +30,9 @@ func IdentityOf(c *parser.VRRPInstance) Identity {
 	id := Identity{VRID: c.VRID, Family: c.Family, Interface: c.Interface, Unicast: len(c.UnicastPeers) > 0, Src: c.SrcIP}
 	if !id.Unicast {
 		id.Group = c.McastGroup
+	}
+	if c.VMAC != nil {
+		id.VMAC = c.VMAC.Name + " " + c.VMAC.MAC
 	}
 	return id
 }
@@ -41,7 +47,11 @@ func (id Identity) String() string {
 	if id.Src.IsValid() {
 		src = " src " + id.Src.String()
 	}
-	return fmt.Sprintf("VRID %d IPv%d on %s, %s%s", id.VRID, id.Family, id.Interface, mode, src)
+	vmac := ""
+	if id.VMAC != "" {
+		vmac = ", vmac " + id.VMAC
+	}
+	return fmt.Sprintf("VRID %d IPv%d on %s, %s%s%s", id.VRID, id.Family, id.Interface, mode, src, vmac)
 }
 
 // KeptInstance is an instance present before and after a reload.

@@ -84,11 +84,13 @@ func runDaemon(o *options, stderr io.Writer) int {
 		syncd = newSyncDaemons(cfg, netlinkSyncKernel, log)
 		am := vrrp.NewAddrManager(nil)
 		defer am.Close()
+		vm := vrrp.NewVMACManager() // use_vmac's macvlans; closed after mgr.Stop
+		defer vm.Close()
 		ann := vrrp.NewFamilyAnnouncer(cfg.Global.GARPInterval.D(), cfg.Global.GNAInterval.D())
 		k := vrrp.Kernel{
 			Listen: vrrp.ListenAdvert, Addrs: am, Routes: vrrp.NetlinkRoutes{}, PromoteSecondaries: vrrp.PromoteSecondaries,
 			Announcer: ann, PrimaryAddr: vrrp.PrimaryAddr,
-			NewSensor: vrrp.LinuxSensor,
+			NewSensor: vrrp.LinuxSensor, VMACs: vm,
 		}
 		if fw := openFirewall(cfg, log); fw != nil {
 			k.Firewall = fw
