@@ -98,6 +98,14 @@ func runDaemon(o *options, stderr io.Writer) int {
 		}
 		mgr = vrrp.NewManager(k, log)
 		mgr.KeepVIPsOnStop = o.dontReleaseVIP
+		syncd.stateOf = func(name string) vrrp.State {
+			for _, st := range mgr.Status() {
+				if st.Name == name {
+					return st.State
+				}
+			}
+			return vrrp.StateInit
+		}
 		mgr.OnTransition = func(t vrrp.Transition) {
 			alerts.vrrpTransition(t)
 			syncd.transition(t)

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gokeepalived/ipvs"
 	"gokeepalived/parser"
@@ -24,10 +26,27 @@ func syncConf(t *testing.T, global string) *parser.Config {
 	return cfg
 }
 
-func wantCalls(t *testing.T, f *ipvs.FakeSync, want ...string) {
+// callLog collects the fake kernel's calls, which the worker makes asynchronously.
+type callLog struct {
+	f   *ipvs.FakeSync
+	got []string
+}
+
+// wait waits until the calls since the last wait are want (5 s at most); a call that
+// should not have happened shows up as a mismatch.
+func (l *callLog) wait(t *testing.T, want ...string) {
 	t.Helper()
-	if got := f.Calls(); !slices.Equal(got, want) {
-		t.Errorf("kernel calls %q, want %q", got, want)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l.got = append(l.got, l.f.Calls()...)
+		if slices.Equal(l.got, want) {
+			l.got = nil
+			return
+		}
+		if len(l.got) > len(want) || time.Now().After(deadline) {
+			t.Fatalf("kernel calls %q, want %q", l.got, want)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -36,47 +55,59 @@ func wantCalls(t *testing.T, f *ipvs.FakeSync, want ...string) {
 // changes the parameters restarts it, one that drops lvs_sync_daemon stops it.
 func TestSyncDaemonsFollowInstance(t *testing.T) {
 	f := &ipvs.FakeSync{}
+	calls := &callLog{f: f}
 	var logs bytes.Buffer
 	s := newSyncDaemons(syncConf(t, "lvs_sync_daemon eth1 VI_1"), func() (ipvs.SyncKernel, error) { return f, nil }, slog.New(slog.NewTextHandler(&logs, nil)))
-	wantCalls(t, f, "start backup eth1 id 51")
+	calls.wait(t, "start backup eth1 id 51")
 
 	s.transition(vrrp.Transition{Instance: "VI_2", From: vrrp.StateBackup, To: vrrp.StateMaster})
-	wantCalls(t, f)
 	s.transition(vrrp.Transition{Instance: "VI_1", From: vrrp.StateInit, To: vrrp.StateBackup})
-	wantCalls(t, f)
 	s.transition(vrrp.Transition{Instance: "VI_1", From: vrrp.StateBackup, To: vrrp.StateMaster})
-	wantCalls(t, f, "stop backup", "start master eth1 id 51")
+	calls.wait(t, "stop backup", "start master eth1 id 51")
 	if d := s.status(); d == nil || *d != (syncDaemonDoc{Interface: "eth1", Instance: "VI_1", SyncID: 51, Role: "master"}) {
 		t.Errorf("status %+v", d)
 	}
 	s.transition(vrrp.Transition{Instance: "VI_1", From: vrrp.StateMaster, To: vrrp.StateFault})
-	wantCalls(t, f, "stop master", "start backup eth1 id 51")
+	calls.wait(t, "stop master", "start backup eth1 id 51")
 	s.transition(vrrp.Transition{Instance: "VI_1", From: vrrp.StateFault, To: vrrp.StateMaster})
-	wantCalls(t, f, "stop backup", "start master eth1 id 51")
+	calls.wait(t, "stop backup", "start master eth1 id 51")
 	s.transition(vrrp.Transition{Instance: "VI_1", From: vrrp.StateMaster, To: vrrp.StateInit})
-	wantCalls(t, f)
 
 	s.apply(syncConf(t, "lvs_sync_daemon eth1 VI_1").Global.LVSSyncDaemon)
-	wantCalls(t, f)
 	s.apply(syncConf(t, "lvs_sync_daemon eth1 VI_1 id 9").Global.LVSSyncDaemon)
-	wantCalls(t, f, "stop master", "start master eth1 id 9")
+	calls.wait(t, "stop master", "start master eth1 id 9")
 	s.apply(nil)
-	wantCalls(t, f, "stop master")
+	calls.wait(t, "stop master")
 	if d := s.status(); d != nil {
 		t.Errorf("status without lvs_sync_daemon: %+v", d)
 	}
 	s.transition(vrrp.Transition{Instance: "VI_1", From: vrrp.StateBackup, To: vrrp.StateMaster})
 	s.stop()
-	wantCalls(t, f)
-
-	// A reload that adds it starts it as a backup; stop stops it.
-	s.apply(syncConf(t, "lvs_sync_daemon eth2 VI_2").Global.LVSSyncDaemon)
-	wantCalls(t, f, "start backup eth2 id 52")
-	s.stop()
-	wantCalls(t, f, "stop backup")
+	calls.wait(t)
 	if strings.Contains(logs.String(), "level=ERROR") {
 		t.Errorf("errors logged:\n%s", logs.String())
 	}
+}
+
+// TestSyncDaemonsReloadWhileMaster: a reload that adds lvs_sync_daemon for an instance
+// that is MASTER starts a master at once; one that moves it to a BACKUP instance makes
+// it a backup; stop stops it.
+func TestSyncDaemonsReloadWhileMaster(t *testing.T) {
+	f := &ipvs.FakeSync{}
+	calls := &callLog{f: f}
+	s := newSyncDaemons(syncConf(t, ""), func() (ipvs.SyncKernel, error) { return f, nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s.stateOf = func(name string) vrrp.State {
+		if name == "VI_2" {
+			return vrrp.StateMaster
+		}
+		return vrrp.StateBackup
+	}
+	s.apply(syncConf(t, "lvs_sync_daemon eth2 VI_2").Global.LVSSyncDaemon)
+	calls.wait(t, "start master eth2 id 52")
+	s.apply(syncConf(t, "lvs_sync_daemon eth2 VI_1 id 52").Global.LVSSyncDaemon)
+	calls.wait(t, "stop master", "start backup eth2 id 52")
+	s.stop()
+	calls.wait(t, "stop backup")
 }
 
 // TestSyncDaemonsWithoutIPVS: a kernel without IPVS is an error in the log, and the
