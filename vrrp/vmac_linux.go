@@ -23,9 +23,12 @@ import (
 // addresses: the VIPs, with the virtual MAC), accept_local=1 (hear an instance's own
 // address as a source), rp_filter=0 (receive adverts on an interface without an
 // address) and promote_secondaries=1; on the parent arp_ignore=1 and arp_filter=1, so
-// that it never answers for the addresses on its macvlans with its own MAC. The
-// parent's values are saved and put back when the last macvlan this manager made on
-// it is deleted.
+// that it never answers for the addresses on its macvlans with its own MAC. It also
+// sets the parent's arp_announce=2, which keepalived leaves to the administrator (its
+// VMAC note): the replies of a VIP leave through the parent, and an ARP request the
+// parent sends for them must not carry the VIP as its sender address, or the
+// neighbours would learn the VIP at the parent's MAC. The parent's values are saved
+// and put back when the last macvlan this manager made on it is deleted.
 //
 // A NetlinkVMACs is safe for concurrent use.
 type NetlinkVMACs struct {
@@ -39,8 +42,8 @@ type NetlinkVMACs struct {
 
 // parentConf is the ARP sysctls of a parent interface before its first macvlan.
 type parentConf struct {
-	users                map[string]bool
-	arpIgnore, arpFilter string
+	users map[string]bool
+	saved [][2]string
 }
 
 var _ VMACManager = (*NetlinkVMACs)(nil)
@@ -48,7 +51,7 @@ var _ VMACManager = (*NetlinkVMACs)(nil)
 // vmacSysctls are set on every macvlan; parentSysctls on its parent.
 var (
 	vmacSysctls   = [][2]string{{"arp_ignore", "1"}, {"accept_local", "1"}, {"rp_filter", "0"}, {"promote_secondaries", "1"}}
-	parentSysctls = [][2]string{{"arp_ignore", "1"}, {"arp_filter", "1"}}
+	parentSysctls = [][2]string{{"arp_ignore", "1"}, {"arp_filter", "1"}, {"arp_announce", "2"}}
 )
 
 // NewVMACManager returns a VMACManager for the network namespace of the calling
@@ -155,12 +158,12 @@ func (m *NetlinkVMACs) holdParent(name, parent string) error {
 	pc := m.parents[parent]
 	if pc == nil {
 		pc = &parentConf{users: map[string]bool{}}
-		var err error
-		if pc.arpIgnore, err = m.readSysctl(parent, "arp_ignore"); err != nil {
-			return err
-		}
-		if pc.arpFilter, err = m.readSysctl(parent, "arp_filter"); err != nil {
-			return err
+		for _, kv := range parentSysctls {
+			val, err := m.readSysctl(parent, kv[0])
+			if err != nil {
+				return err
+			}
+			pc.saved = append(pc.saved, [2]string{kv[0], val})
 		}
 		if err := m.setSysctls(parent, parentSysctls); err != nil {
 			return err
@@ -185,7 +188,7 @@ func (m *NetlinkVMACs) releaseParent(name string) error {
 		return nil
 	}
 	delete(m.parents, parent)
-	return m.setSysctls(parent, [][2]string{{"arp_ignore", pc.arpIgnore}, {"arp_filter", pc.arpFilter}})
+	return m.setSysctls(parent, pc.saved)
 }
 
 // Delete removes the macvlan name (never an interface of another kind) and puts its

@@ -68,7 +68,9 @@ func sysctl(t *testing.T, ns *netns.NS, ifname, key string) string {
 // parent (restored after the last macvlan).
 func TestNetlinkVMACs(t *testing.T) {
 	ns, m := vmacLab(t)
-	ns.Run("sh", "-c", "echo 0 > /proc/sys/net/ipv4/conf/eth0/arp_ignore && echo 0 > /proc/sys/net/ipv4/conf/eth0/arp_filter")
+	ns.Run("sh", "-c", "echo 0 > /proc/sys/net/ipv4/conf/eth0/arp_ignore && echo 0 > /proc/sys/net/ipv4/conf/eth0/arp_filter && echo 1 > /proc/sys/net/ipv4/conf/eth0/arp_announce")
+	parentSet := map[string]string{"arp_ignore": "1", "arp_filter": "1", "arp_announce": "2"}
+	parentWas := map[string]string{"arp_ignore": "0", "arp_filter": "0", "arp_announce": "1"}
 	mac, _ := net.ParseMAC("00:00:5e:00:01:33")
 	spec := VMACSpec{Name: "vrrp.51", Parent: "eth0", MAC: mac}
 
@@ -87,9 +89,9 @@ func TestNetlinkVMACs(t *testing.T) {
 			t.Errorf("vrrp.51 %s = %s, want %s", key, got, want)
 		}
 	}
-	for _, key := range []string{"arp_ignore", "arp_filter"} {
-		if got := sysctl(t, ns, "eth0", key); got != "1" {
-			t.Errorf("eth0 %s = %s, want 1", key, got)
+	for key, want := range parentSet {
+		if got := sysctl(t, ns, "eth0", key); got != want {
+			t.Errorf("eth0 %s = %s, want %s", key, got, want)
 		}
 	}
 
@@ -149,9 +151,9 @@ func TestNetlinkVMACs(t *testing.T) {
 	if err := m.Delete("vrrp.53"); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"arp_ignore", "arp_filter"} {
-		if got := sysctl(t, ns, "eth0", key); got != "0" {
-			t.Errorf("eth0 %s = %s after the last macvlan, want 0 (restored)", key, got)
+	for key, want := range parentWas {
+		if got := sysctl(t, ns, "eth0", key); got != want {
+			t.Errorf("eth0 %s = %s after the last macvlan, want %s (restored)", key, got, want)
 		}
 	}
 	if err := m.Delete("vrrp.51"); err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -61,9 +62,12 @@ func New(t *testing.T, n int) *Lab {
 // Holders returns the indexes of the directors with a running daemon that have addr on
 // eth0. A director whose daemon was killed keeps its addresses (as after a crash) but is
 // not counted: it no longer answers for them once the client learnt the new master.
-func (l *Lab) Holders(addr string) []int {
+func (l *Lab) Holders(addr string) []int { return l.HoldersOn("eth0", addr) }
+
+// HoldersOn is Holders for the interface dev (a use_vmac macvlan).
+func (l *Lab) HoldersOn(dev, addr string) []int {
 	var out []int
-	for _, i := range l.HoldersAll(addr) {
+	for _, i := range l.HoldersAllOn(dev, addr) {
 		l.mu.Lock()
 		n := l.live[i]
 		l.mu.Unlock()
@@ -75,10 +79,13 @@ func (l *Lab) Holders(addr string) []int {
 }
 
 // HoldersAll returns the indexes of all directors that have addr on eth0.
-func (l *Lab) HoldersAll(addr string) []int {
+func (l *Lab) HoldersAll(addr string) []int { return l.HoldersAllOn("eth0", addr) }
+
+// HoldersAllOn is HoldersAll for the interface dev.
+func (l *Lab) HoldersAllOn(dev, addr string) []int {
 	var out []int
 	for i, d := range l.Directors {
-		if out2, err := d.Try("ip", "-o", "addr", "show", "dev", "eth0"); err == nil && strings.Contains(out2, " "+addr+"/") {
+		if out2, err := d.Try("ip", "-o", "addr", "show", "dev", dev); err == nil && strings.Contains(out2, " "+addr+"/") {
 			out = append(out, i)
 		}
 	}
@@ -89,6 +96,50 @@ func (l *Lab) HoldersAll(addr string) []int {
 func (l *Lab) MAC(i int) string {
 	out := l.Directors[i].Run("cat", "/sys/class/net/eth0/address")
 	return strings.TrimSpace(out)
+}
+
+// LinkMAC returns the MAC address of dev in director i, "" when there is no dev.
+func (l *Lab) LinkMAC(i int, dev string) string {
+	out, err := l.Directors[i].Try("cat", "/sys/class/net/"+dev+"/address")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(out)
+}
+
+// WatchNeigh records every MAC the client's neighbour entry for addr takes, until the
+// returned stop is called, which returns them in the order first seen.
+func (l *Lab) WatchNeigh(addr string) (stop func() []string) {
+	var (
+		mu   sync.Mutex
+		seen []string
+		quit = make(chan struct{})
+		done = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		for {
+			if mac := l.ClientNeigh(addr); mac != "" {
+				mu.Lock()
+				if !slices.Contains(seen, mac) {
+					seen = append(seen, mac)
+				}
+				mu.Unlock()
+			}
+			select {
+			case <-quit:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	return func() []string {
+		close(quit)
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return seen
+	}
 }
 
 // ClientNeigh returns the MAC the client's neighbour table holds for addr ("" if none).
