@@ -28,7 +28,8 @@ import (
 // VMAC note): the replies of a VIP leave through the parent, and an ARP request the
 // parent sends for them must not carry the VIP as its sender address, or the
 // neighbours would learn the VIP at the parent's MAC. The parent's values are saved
-// and put back when the last macvlan this manager made on it is deleted.
+// and put back when the last macvlan this manager made on it is deleted. The
+// rp_filter of "all" is handled as keepalived does (vmac_rpfilter_linux.go).
 //
 // A NetlinkVMACs is safe for concurrent use.
 type NetlinkVMACs struct {
@@ -38,6 +39,8 @@ type NetlinkVMACs struct {
 	initErr error
 	owned   map[string]string      // macvlan -> parent, for the parents' restore
 	parents map[string]*parentConf // parent -> its saved sysctls
+	rpf     *rpFilterSave          // what lowerRPFilter changed
+	rpfDone bool                   // lowerRPFilter ran (for the macvlans there are)
 }
 
 // parentConf is the ARP sysctls of a parent interface before its first macvlan.
@@ -97,6 +100,12 @@ func (m *NetlinkVMACs) Ensure(spec VMACSpec) error {
 	parent, err := m.h.LinkByName(spec.Parent)
 	if err != nil {
 		return fmt.Errorf("vmac %s: parent %s: %w", spec.Name, spec.Parent, err)
+	}
+	if !m.rpfDone {
+		m.rpfDone = true
+		if m.rpf, err = m.lowerRPFilter(); err != nil {
+			return fmt.Errorf("vmac %s: all/rp_filter: %w", spec.Name, err)
+		}
 	}
 	link, err := m.reconcile(spec, parent)
 	if err != nil {
@@ -215,6 +224,15 @@ func (m *NetlinkVMACs) Delete(name string) error {
 	}
 	if err := m.releaseParent(name); err != nil {
 		return fmt.Errorf("vmac %s: restore the parent's sysctls: %w", name, err)
+	}
+	if len(m.owned) == 0 && m.rpfDone {
+		save := m.rpf
+		m.rpf, m.rpfDone = nil, false
+		if save != nil {
+			if err := m.restoreRPFilter(save); err != nil {
+				return fmt.Errorf("vmac %s: %w", name, err)
+			}
+		}
 	}
 	return nil
 }

@@ -69,6 +69,8 @@ func sysctl(t *testing.T, ns *netns.NS, ifname, key string) string {
 func TestNetlinkVMACs(t *testing.T) {
 	ns, m := vmacLab(t)
 	ns.Run("sh", "-c", "echo 0 > /proc/sys/net/ipv4/conf/eth0/arp_ignore && echo 0 > /proc/sys/net/ipv4/conf/eth0/arp_filter && echo 1 > /proc/sys/net/ipv4/conf/eth0/arp_announce")
+	// A distribution's strict reverse path filter: all/rp_filter 1, the interfaces 0.
+	ns.Run("sh", "-c", "for i in all default eth0 eth0p; do echo 0 > /proc/sys/net/ipv4/conf/$i/rp_filter; done; echo 1 > /proc/sys/net/ipv4/conf/all/rp_filter")
 	parentSet := map[string]string{"arp_ignore": "1", "arp_filter": "1", "arp_announce": "2"}
 	parentWas := map[string]string{"arp_ignore": "0", "arp_filter": "0", "arp_announce": "1"}
 	mac, _ := net.ParseMAC("00:00:5e:00:01:33")
@@ -92,6 +94,12 @@ func TestNetlinkVMACs(t *testing.T) {
 	for key, want := range parentSet {
 		if got := sysctl(t, ns, "eth0", key); got != want {
 			t.Errorf("eth0 %s = %s, want %s", key, got, want)
+		}
+	}
+	// all/rp_filter moved to the interfaces, so that the macvlan's 0 counts.
+	for ifname, want := range map[string]string{"all": "0", "default": "1", "eth0": "1", "eth0p": "1", "vrrp.51": "0"} {
+		if got := sysctl(t, ns, ifname, "rp_filter"); got != want {
+			t.Errorf("%s rp_filter = %s, want %s", ifname, got, want)
 		}
 	}
 
@@ -154,6 +162,11 @@ func TestNetlinkVMACs(t *testing.T) {
 	for key, want := range parentWas {
 		if got := sysctl(t, ns, "eth0", key); got != want {
 			t.Errorf("eth0 %s = %s after the last macvlan, want %s (restored)", key, got, want)
+		}
+	}
+	for ifname, want := range map[string]string{"all": "1", "default": "0", "eth0": "0", "eth0p": "0"} {
+		if got := sysctl(t, ns, ifname, "rp_filter"); got != want {
+			t.Errorf("%s rp_filter = %s after the last macvlan, want %s (restored)", ifname, got, want)
 		}
 	}
 	if err := m.Delete("vrrp.51"); err != nil {

@@ -29,6 +29,11 @@ func TestVMACFailover(t *testing.T) {
 	if a, f := sysctl(1, "eth0", "arp_ignore"), sysctl(1, "eth0", "arp_filter"); a != "0" || f != "0" {
 		t.Fatalf("eth0 arp_ignore %s arp_filter %s in a new namespace, want 0 0", a, f)
 	}
+	// A distribution's strict reverse path filter: the backups must still hear the
+	// master's adverts on their macvlans (else both would be master).
+	for _, d := range l.Directors {
+		d.Run("sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1")
+	}
 	d1 := l.Start(0, "d1", seedConfig(150, "use_vmac"), binary)
 	d2 := l.Start(1, "d2", seedConfig(100, "use_vmac"), binary)
 	netns.Eventually(t, 10*time.Second, "director 1 alone holds the VIP on its macvlan", func() bool {
@@ -74,6 +79,9 @@ func TestVMACFailover(t *testing.T) {
 	}
 	if a, f := sysctl(1, "eth0", "arp_ignore"), sysctl(1, "eth0", "arp_filter"); a != "0" || f != "0" {
 		t.Errorf("after SIGTERM eth0 arp_ignore %s arp_filter %s, want 0 0 (restored)", a, f)
+	}
+	if all, eth0 := sysctl(1, "all", "rp_filter"), sysctl(1, "eth0", "rp_filter"); all != "1" || eth0 != "0" {
+		t.Errorf("after SIGTERM rp_filter all %s eth0 %s, want 1 0 (restored)", all, eth0)
 	}
 }
 
