@@ -59,6 +59,13 @@ var (
 	ErrNoIPVS = errors.New("IPVS is not available in this kernel: load ip_vs (modprobe ip_vs)")
 )
 
+// Concurrent is implemented by a [Kernel] that serves calls from several goroutines at
+// once (each on a netlink socket of its own): [Reconcile] then converges up to
+// Concurrency services at a time.
+type Concurrent interface {
+	Concurrency() int
+}
+
 // Timeouts are the IPVS connection timeouts of lvs_timeouts; zero leaves the kernel's
 // value. The kernel keeps whole seconds.
 type Timeouts struct {

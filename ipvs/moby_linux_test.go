@@ -382,3 +382,53 @@ func TestNetmask(t *testing.T) {
 		t.Error("IPv6 netmask decoding")
 	}
 }
+
+// TestMobyLanes: with two lanes, a call stuck on one (until its deadline) does not hold
+// up the calls of another goroutine, which go out on the other lane; a pass through a
+// multi-lane Moby writes the table a single lane writes; Close closes every handle.
+func TestMobyLanes(t *testing.T) {
+	f := &Fake{}
+	var mu sync.Mutex
+	var handles []*fakeHandle
+	stuck := Service{Family: IPv4, Protocol: TCP, Addr: netip.MustParseAddr("10.9.9.9"), Port: 80, Scheduler: "rr"}
+	m, err := newMobyLanes(func() (handle, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		h := newFakeHandle(f, func(op string, k ServiceKey) bool { return op == "NewService" && k == stuck.Key() })
+		handles = append(handles, h)
+		return h, nil
+	}, time.Second, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Concurrency() != 2 {
+		t.Fatalf("Concurrency() = %d", m.Concurrency())
+	}
+	wedged := make(chan error)
+	go func() { wedged <- m.AddService(stuck) }()
+	// While the stuck call holds a lane, a whole pass goes through the other one.
+	specs := bigSpecs(5, 2)
+	start := time.Now()
+	mustReconcile(t, m, specs, nil)
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("the pass waited %v behind the stuck call", d)
+	}
+	if err := <-wedged; !errors.Is(err, ErrTimeout) {
+		t.Errorf("stuck AddService: %v", err)
+	}
+	ref := &Fake{}
+	mustReconcile(t, ref, specs, nil)
+	if f.Dump() != ref.Dump() {
+		t.Errorf("table through two lanes:\n%s\nwant\n%s", f.Dump(), ref.Dump())
+	}
+	m.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	for i, h := range handles {
+		select {
+		case <-h.closed:
+		default:
+			t.Errorf("handle %d not closed", i)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 
 	"gokeepalived/parser"
 )
@@ -311,11 +312,46 @@ func diffDests(svc Service, want, have []Destination) []Op {
 	return ops
 }
 
-// applyPlan makes the changes of plan, service by service; it returns the failures
-// joined.
+// applyPlan makes the changes of plan, service by service, several services at a time
+// when k is [Concurrent] (the changes of one service stay in order, and Changes lists
+// them in plan order whatever the timing); it returns the failures joined.
 func (c *Changes) applyPlan(k Kernel, plan []work) error {
-	for _, w := range plan {
-		c.apply(k, w)
+	n := 1
+	if ck, ok := k.(Concurrent); ok {
+		n = min(ck.Concurrency(), len(plan))
+	}
+	if n <= 1 {
+		for _, w := range plan {
+			c.apply(k, w)
+		}
+		return errors.Join(c.Errors...)
+	}
+	parts := make([]Changes, len(plan))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				parts[i].Owned = OwnedSet{}
+				parts[i].apply(k, plan[i])
+			}
+		}()
+	}
+	for i := range plan {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, p := range parts {
+		c.Ops = append(c.Ops, p.Ops...)
+		c.Errors = append(c.Errors, p.Errors...)
+		for _, op := range p.Ops {
+			if op.Kind == OpDelService && op.Err == nil {
+				delete(c.Owned, op.Service.Key())
+			}
+		}
 	}
 	return errors.Join(c.Errors...)
 }
