@@ -11,14 +11,13 @@ import (
 // brace or the end of the line) is one tokHead token; participle then only sees heads and
 // braces, which keeps the tree build linear and cheap.
 const (
-	tokHead   lexer.TokenType = iota + 1
-	tokLeaves                 // a run of consecutive heads without blocks (see mergeLeaves)
+	tokHead lexer.TokenType = iota + 1
 	tokLBrace
 	tokRBrace
 )
 
 var tokenSymbols = map[string]lexer.TokenType{
-	"EOF": lexer.EOF, "Head": tokHead, "Leaves": tokLeaves, "LBrace": tokLBrace, "RBrace": tokRBrace,
+	"EOF": lexer.EOF, "Head": tokHead, "LBrace": tokLBrace, "RBrace": tokRBrace,
 }
 
 // scriptKeywords take the rest of their line as one raw, shell-quoted argument
@@ -45,8 +44,8 @@ type lexed struct {
 	toks  []lexer.Token
 	words []Arg
 	heads []span
-	// runEnd[i] is, for a tokLeaves token whose Offset is i, the index of the last
-	// head of the run.
+	// runEnd[i] is, for a head token standing for a run of heads (see mergeLeaves)
+	// whose Offset is i, the index of the last head of the run.
 	runEnd map[int]int
 }
 

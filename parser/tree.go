@@ -13,7 +13,7 @@ import (
 // nested statements. Participle builds the structure from statement heads and braces;
 // Key and Args are then filled from the lexer's words for that head.
 type Stmt struct {
-	Head  lexer.Token `parser:"@( Head | Leaves )"`
+	Head  lexer.Token `parser:"@Head"`
 	Open  bool        `parser:"( @LBrace"`
 	Block []*Stmt     `parser:"  @@* RBrace )?"`
 
@@ -126,11 +126,11 @@ func fillHeads(stmts []*Stmt, lx *lexed) []*Stmt {
 	out := stmts
 	expanded := false
 	for i, s := range stmts {
-		if s.Head.Type == tokLeaves {
+		if last, run := lx.runEnd[s.Head.Pos.Offset]; run {
 			if !expanded {
 				out, expanded = append([]*Stmt(nil), stmts[:i]...), true
 			}
-			first, last := s.Head.Pos.Offset, lx.runEnd[s.Head.Pos.Offset]
+			first := s.Head.Pos.Offset
 			run := make([]Stmt, last-first+1)
 			for j := range run {
 				lx.fill(&run[j], first+j)
@@ -156,7 +156,8 @@ func (lx *lexed) fill(s *Stmt, head int) {
 }
 
 // mergeLeaves replaces each run of two or more consecutive heads that have no block with
-// one tokLeaves token: participle's cost is per node, and most statements are leaves.
+// one head token standing for the run (lx.runEnd tells where it ends): participle's cost
+// is per node, and most statements are leaves.
 func (lx *lexed) mergeLeaves(toks []lexer.Token) []lexer.Token {
 	lx.runEnd = map[int]int{}
 	out := toks[:0]
@@ -168,7 +169,6 @@ func (lx *lexed) mergeLeaves(toks []lexer.Token) []lexer.Token {
 			j++
 		}
 		if j-i >= 2 {
-			t.Type = tokLeaves
 			lx.runEnd[t.Pos.Offset] = toks[j-1].Pos.Offset
 			out = append(out, t)
 			i = j
