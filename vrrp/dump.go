@@ -55,6 +55,9 @@ func WriteData(w io.Writer, g *parser.GlobalDefs, st []InstanceStatus) error {
 		fmt.Fprintf(&b, "   Last transition reason = %s\n", s.Reason)
 		fmt.Fprintf(&b, "   Master down timer = %d usecs\n", s.MasterDownInterval.Microseconds())
 		fmt.Fprintf(&b, "   Interface = %s\n", c.Interface)
+		if m := c.VMAC; m != nil {
+			fmt.Fprintf(&b, "   Use VMAC, i/f name %s, MAC %s, xmit_base = %t\n", m.Name, m.MAC, m.XmitBase)
+		}
 		fmt.Fprintf(&b, "   Using src_ip = %s\n", s.SrcAddr)
 		fmt.Fprintf(&b, "   Virtual Router ID = %d\n", c.VRID)
 		fmt.Fprintf(&b, "   Priority = %d\n", s.BasePriority)
@@ -208,6 +211,9 @@ func WriteJSON(w io.Writer, st []InstanceStatus) error {
 			Accept: c.Accept, Nopreempt: c.Nopreempt, PreemptDelay: c.PreemptDelay.D().Seconds(),
 			State: int(s.State), Wantstate: int(s.State), Version: c.Version, SMTPAlert: c.SMTPAlert,
 			NotifyDeleted: c.NotifyDeleted, VIPs: []string{}, EVIPs: []string{}, TrackScript: []string{},
+		}
+		if c.VMAC != nil {
+			d.VmacIfname = c.VMAC.Name
 		}
 		for _, v := range c.VIPs {
 			d.VIPs = append(d.VIPs, vipText(v, master))

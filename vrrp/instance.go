@@ -46,6 +46,9 @@ type instance struct {
 
 	keepVIPsOnStop bool // -V: do not remove the addresses at shutdown
 	stopping       bool
+	// vmacFailed is set (before the instance runs) when its use_vmac macvlan could not
+	// be set up: its addresses are then never put on an interface of that name.
+	vmacFailed bool
 
 	group        *syncGroup // nil unless in a vrrp_sync_group
 	onTransition func(Transition)
@@ -246,7 +249,7 @@ func (in *instance) continueMachine(m Machine) Machine {
 				delete(old, key(v))
 				continue
 			}
-			if err := in.kernel.Addrs.Add(v); err != nil {
+			if err := in.addVIP(v); err != nil {
 				in.log.Error("cannot add virtual address", "addr", v.Prefix, "dev", v.Dev, "err", err)
 			}
 			added++
@@ -412,7 +415,7 @@ func (in *instance) perform(m Machine, from State, a Action) {
 	case ActAddVIPs:
 		in.block()
 		for _, v := range in.vips {
-			if err := in.kernel.Addrs.Add(v); err != nil {
+			if err := in.addVIP(v); err != nil {
 				in.log.Error("cannot add virtual address", "addr", v.Prefix, "dev", v.Dev, "err", err)
 			}
 		}
@@ -508,7 +511,7 @@ func (in *instance) readdVIP(m Machine, v *parser.VIP) {
 		return
 	}
 	in.log.Warn("virtual address removed by someone else; adding it back", "addr", v.Prefix, "dev", v.Dev)
-	if err := in.kernel.Addrs.Add(v); err != nil {
+	if err := in.addVIP(v); err != nil {
 		in.log.Error("cannot re-add virtual address", "addr", v.Prefix, "err", err)
 		return
 	}

@@ -68,6 +68,7 @@ func (m *Manager) ensureVMACs(insts []*instance) {
 			continue
 		}
 		if m.kernel.VMACs == nil {
+			in.vmacFailed = true
 			in.log.Error("use_vmac: no VMAC manager; the macvlan is not created", "vmac", in.cfg.VMAC.Name)
 			continue
 		}
@@ -76,7 +77,8 @@ func (m *Manager) ensureVMACs(insts []*instance) {
 			err = m.kernel.VMACs.Ensure(spec)
 		}
 		if err != nil {
-			in.log.Error("cannot set up the VMAC interface", "vmac", in.cfg.VMAC.Name, "err", err)
+			in.vmacFailed = true
+			in.log.Error("cannot set up the VMAC interface; its addresses will not be added", "vmac", in.cfg.VMAC.Name, "err", err)
 			continue
 		}
 		in.log.Info("VMAC interface ready", "vmac", spec.Name, "mac", spec.MAC.String(), "parent", spec.Parent)
@@ -106,4 +108,16 @@ func (m *Manager) deleteVMACs(old, next *parser.Config) {
 		}
 		m.log.Info("VMAC interface removed", "instance", c.Name, "vmac", c.VMAC.Name)
 	}
+}
+
+// addVIP installs one of the instance's addresses, unless it belongs on a macvlan that
+// could not be set up (an interface of that name may be someone else's).
+func (in *instance) addVIP(v *parser.VIP) error {
+	if in.vmacFailed && in.cfg.VMAC != nil && v.Dev == in.cfg.VMAC.Name {
+		return fmt.Errorf("the VMAC interface %s could not be set up", v.Dev)
+	}
+	if err := in.kernel.Addrs.Add(v); err != nil {
+		return fmt.Errorf("add: %w", err)
+	}
+	return nil
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"gokeepalived/parser"
 )
 
 var vipPrefix = netip.MustParsePrefix(fakeVIP)
@@ -48,6 +51,17 @@ func TestVMACStart(t *testing.T) {
 	eventually(t, time.Second, "GARP from the macvlan", func() bool { return d.announcedOn("vrrp.51") })
 	if d.announcedOn("eth0") {
 		t.Error("GARP sent on eth0")
+	}
+	var data, js strings.Builder
+	if err := WriteData(&data, &parser.GlobalDefs{}, d.mgr.Status()); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteJSON(&js, d.mgr.Status()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(data.String(), "Use VMAC, i/f name vrrp.51, MAC 00:00:5e:00:01:33, xmit_base = false") ||
+		!strings.Contains(js.String(), `"vmac_ifname": "vrrp.51"`) {
+		t.Errorf("dumps lack the VMAC:\n%s\n%s", data.String(), js.String())
 	}
 
 	d.mgr.Stop()
@@ -172,11 +186,18 @@ func TestVMACKeepOnStop(t *testing.T) {
 }
 
 // TestVMACEnsureFails: an instance whose macvlan cannot be made still runs; the error
-// is logged and its addresses fail to go anywhere.
+// is logged and its addresses are never added (an interface of that name may be
+// someone else's).
 func TestVMACEnsureFails(t *testing.T) {
 	link := NewFakeLink()
 	d := newDirector("d", 1)
 	d.vmacs.Fail(context.DeadlineExceeded)
 	d.start(t, link, fakeConfig(t, 150, "use_vmac"))
+	// The snapshot is taken after the actions: once MASTER shows, the adds were tried.
 	eventually(t, 3*time.Second, "master anyway", func() bool { return d.state() == StateMaster })
+	for _, c := range d.addrs.Calls() {
+		if c.Op == "add" {
+			t.Fatalf("address added on %s although its macvlan failed", c.VIP.Dev)
+		}
+	}
 }
