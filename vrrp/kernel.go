@@ -72,6 +72,12 @@ type VMACSpec struct {
 	Name   string           // the macvlan, vrrp.VRID by default
 	Parent string           // the instance's interface
 	MAC    net.HardwareAddr // the VRRP virtual MAC unless configured
+	// IPv6 is set for an IPv6 instance, or one with IPv6 addresses on the macvlan:
+	// without it IPv6 is disabled on the macvlan. With it the macvlan generates no
+	// link-local address of its own (every router's would be the same, from the same
+	// MAC) and gets LinkLocal, when valid: the address its adverts come from.
+	IPv6      bool
+	LinkLocal netip.Addr
 }
 
 // VMACManager keeps the macvlans of use_vmac instances (private mode, on the instance's

@@ -13,13 +13,23 @@ import (
 // instance goes away (reload) or the daemon stops, and the instance's adverts and
 // announcements go out on the right interface.
 
-// vmacSpec returns the macvlan an instance asks for.
-func vmacSpec(c *parser.VRRPInstance) (VMACSpec, error) {
+// vmacSpec returns the macvlan an instance asks for; src is the instance's source
+// address (an IPv6 instance's link-local goes on the macvlan).
+func vmacSpec(c *parser.VRRPInstance, src netip.Addr) (VMACSpec, error) {
 	mac, err := net.ParseMAC(c.VMAC.MAC)
 	if err != nil {
 		return VMACSpec{}, fmt.Errorf("use_vmac MAC %q: %w", c.VMAC.MAC, err)
 	}
-	return VMACSpec{Name: c.VMAC.Name, Parent: c.Interface, MAC: mac}, nil
+	spec := VMACSpec{Name: c.VMAC.Name, Parent: c.Interface, MAC: mac, IPv6: c.Family == 6}
+	for _, v := range c.ExcludedVIPs {
+		if v.Dev == c.VMAC.Name && v.Prefix.Addr().Is6() {
+			spec.IPv6 = true
+		}
+	}
+	if c.Family == 6 && src.IsLinkLocalUnicast() {
+		spec.LinkLocal = src
+	}
+	return spec, nil
 }
 
 // advertIf is the interface of the instance's advert socket: its macvlan, unless it has
@@ -72,7 +82,11 @@ func (m *Manager) ensureVMACs(insts []*instance) {
 			in.log.Error("use_vmac: no VMAC manager; the macvlan is not created", "vmac", in.cfg.VMAC.Name)
 			continue
 		}
-		spec, err := vmacSpec(in.cfg)
+		src := in.src
+		if !src.IsValid() && in.family == FamilyIPv6 && m.kernel.PrimaryAddr != nil {
+			src, _ = m.kernel.PrimaryAddr(in.cfg.Interface, in.family) // none: no address to copy
+		}
+		spec, err := vmacSpec(in.cfg, src)
 		if err == nil {
 			err = m.kernel.VMACs.Ensure(spec)
 		}

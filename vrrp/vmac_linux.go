@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"runtime"
 	"strings"
 	"sync"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -114,6 +116,9 @@ func (m *NetlinkVMACs) Ensure(spec VMACSpec) error {
 	if err := m.setSysctls(spec.Name, vmacSysctls); err != nil {
 		return fmt.Errorf("vmac %s: %w", spec.Name, err)
 	}
+	if err := m.setIPv6(link, spec); err != nil {
+		return fmt.Errorf("vmac %s: %w", spec.Name, err)
+	}
 	if err := m.holdParent(spec.Name, spec.Parent); err != nil {
 		return fmt.Errorf("vmac %s: parent %s: %w", spec.Name, spec.Parent, err)
 	}
@@ -154,6 +159,32 @@ func (m *NetlinkVMACs) reconcile(spec VMACSpec, parent netlink.Link) (netlink.Li
 		return nil, fmt.Errorf("vmac %s: after creating it: %w", spec.Name, err)
 	}
 	return link, nil
+}
+
+// setIPv6 disables IPv6 on a macvlan that needs none (its automatic link-local address
+// would be the same on every router), or stops the automatic address and gives it the
+// instance's link-local source address, as keepalived does.
+func (m *NetlinkVMACs) setIPv6(link netlink.Link, spec VMACSpec) error {
+	if !spec.IPv6 {
+		return m.inNS(func() error {
+			path := "/proc/sys/net/ipv6/conf/" + spec.Name + "/disable_ipv6"
+			if err := os.WriteFile(path, []byte("1\n"), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("set %s: %w", path, err) // no such file: IPv6 is not built in
+			}
+			return nil
+		})
+	}
+	if err := m.h.LinkSetIP6AddrGenMode(link, nl.IN6_ADDR_GEN_MODE_NONE); err != nil {
+		return fmt.Errorf("IPv6 address generation off: %w", err)
+	}
+	if !spec.LinkLocal.IsValid() {
+		return nil
+	}
+	ll := &netlink.Addr{IPNet: &net.IPNet{IP: spec.LinkLocal.AsSlice(), Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD}
+	if err := m.h.AddrReplace(link, ll); err != nil {
+		return fmt.Errorf("add link-local %s: %w", spec.LinkLocal, err)
+	}
+	return nil
 }
 
 // holdParent counts name as a macvlan of parent; the first one saves the parent's

@@ -3,6 +3,7 @@ package vrrp
 import (
 	"encoding/json"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -103,6 +104,10 @@ func TestNetlinkVMACs(t *testing.T) {
 		}
 	}
 
+	if got := strings.TrimSpace(ns.Run("cat", "/proc/sys/net/ipv6/conf/vrrp.51/disable_ipv6")); got != "1" {
+		t.Errorf("IPv4 macvlan: disable_ipv6 = %s, want 1 (its automatic link-local would be every router's)", got)
+	}
+
 	// Idempotent: the same link, not a new one.
 	if err := m.Ensure(spec); err != nil {
 		t.Fatal(err)
@@ -142,6 +147,18 @@ func TestNetlinkVMACs(t *testing.T) {
 	}
 	if _, ok := showLink(t, ns, "vrrp.54"); !ok {
 		t.Error("the bridge is gone")
+	}
+
+	// IPv6: no automatic link-local address, the instance's own instead.
+	mac6, _ := net.ParseMAC("00:00:5e:00:02:3d")
+	if err := m.Ensure(VMACSpec{Name: "vrrp6.61", Parent: "eth0", MAC: mac6, IPv6: true, LinkLocal: netip.MustParseAddr("fe80::1")}); err != nil {
+		t.Fatal(err)
+	}
+	if out := ns.Run("ip", "-6", "-o", "addr", "show", "dev", "vrrp6.61"); !strings.Contains(out, "fe80::1/64") || strings.Count(out, "fe80::") != 1 {
+		t.Errorf("IPv6 macvlan addresses:\n%s\nwant fe80::1/64 alone", out)
+	}
+	if err := m.Delete("vrrp6.61"); err != nil {
+		t.Fatal(err)
 	}
 
 	// Delete: the parent keeps its settings until its last macvlan goes.

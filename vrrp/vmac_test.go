@@ -201,3 +201,30 @@ func TestVMACEnsureFails(t *testing.T) {
 		}
 	}
 }
+
+// TestVMACSpec: the macvlan an instance asks for, IPv6 included.
+func TestVMACSpec(t *testing.T) {
+	ll := netip.MustParseAddr("fe80::1")
+	for _, tc := range []struct {
+		name, text string
+		ipv6       bool
+		linkLocal  netip.Addr
+	}{
+		{"IPv4", "virtual_ipaddress {\n 10.0.0.1\n }", false, netip.Addr{}},
+		{"IPv4 with an IPv6 excluded address on it", "virtual_ipaddress {\n 10.0.0.1\n }\n virtual_ipaddress_excluded {\n 2001:db8::1\n }", true, netip.Addr{}},
+		{"IPv4 with an IPv6 excluded address elsewhere", "virtual_ipaddress {\n 10.0.0.1\n }\n virtual_ipaddress_excluded {\n 2001:db8::1 dev eth1\n }", false, netip.Addr{}},
+		{"IPv6", "virtual_ipaddress {\n fe80::5\n }", true, ll},
+	} {
+		cfg, ds := parser.LoadBytes("t.conf", []byte("vrrp_instance V {\n interface eth0\n virtual_router_id 9\n use_vmac\n "+tc.text+"\n}\n"), parser.Options{ConfigID: "x"})
+		if ds.ExitCode() != parser.ExitOK || len(cfg.Instances) != 1 {
+			t.Fatalf("%s: %v", tc.name, ds)
+		}
+		spec, err := vmacSpec(cfg.Instances[0], ll)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if spec.Name != "vrrp.9" || spec.Parent != "eth0" || spec.IPv6 != tc.ipv6 || spec.LinkLocal != tc.linkLocal {
+			t.Errorf("%s: %+v, want IPv6 %v link-local %v", tc.name, spec, tc.ipv6, tc.linkLocal)
+		}
+	}
+}

@@ -117,7 +117,6 @@ func TestNoAcceptDropsVIPTraffic(t *testing.T) {
 // let neighbour discovery through: the client resolves the VIP to the master, whose
 // answer comes from the VIP itself, yet its ping gets no answer.
 func TestNoAcceptIPv6(t *testing.T) {
-	const vip6 = "fd71::205"
 	l := New(t, 1)
 	l.Start(0, "v6", noAcceptConfig("", "no_accept", vip6+"/64"), binary)
 	netns.Eventually(t, 10*time.Second, "the director holds the VIP", func() bool { return len(l.HoldersAll(vip6)) == 1 })

@@ -118,3 +118,44 @@ func TestVMACXmitBaseAndLeftover(t *testing.T) {
 		return slices.Equal(l.HoldersOn(vmacName, VIP), []int{0})
 	})
 }
+
+// TestVMACIPv6: an IPv6 instance with use_vmac gets the virtual MAC 00:00:5e:00:02:VRID;
+// the backup hears the master's adverts (one holder) and the client resolves the VIP to
+// that MAC before and after a failover.
+func TestVMACIPv6(t *testing.T) {
+	const dev, mac = "vrrp.61", "00:00:5e:00:02:3d"
+	l := New(t, 2)
+	d1 := l.Start(0, "d1", ipv6Config(150, "use_vmac"), binary)
+	l.Start(1, "d2", ipv6Config(100, "use_vmac"), binary)
+	holds := func(i int) func() bool {
+		return func() bool { return slices.Equal(l.HoldersOn(dev, vip6), []int{i}) }
+	}
+	netns.Eventually(t, 10*time.Second, "director 1 alone holds the VIP on its macvlan", holds(0))
+	if got := l.LinkMAC(1, dev); got != mac {
+		t.Fatalf("director 2's %s has MAC %q, want %s", dev, got, mac)
+	}
+	// The macvlan has no link-local address of its own (it would be every router's,
+	// from the same MAC), only eth0's: the source of the adverts.
+	linkLocal := func(ifname string) []string {
+		var out []string
+		for _, f := range strings.Fields(l.Directors[1].Run("ip", "-6", "-o", "addr", "show", "dev", ifname, "scope", "link")) {
+			if strings.HasPrefix(f, "fe80::") {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	if got, base := linkLocal(dev), linkLocal("eth0"); len(base) != 1 || !slices.Equal(got, base) {
+		t.Errorf("%s link-local addresses %v, want eth0's %v", dev, got, base)
+	}
+	l.Client.Run("ping", "-6", "-c1", "-W2", vip6)
+	if got := l.ClientNeigh(vip6); got != mac {
+		t.Fatalf("client resolves %s to %q, want %s", vip6, got, mac)
+	}
+	d1.Signal(syscall.SIGTERM)
+	netns.Eventually(t, 5*time.Second, "director 2 holds the VIP on its macvlan", holds(1))
+	l.Client.Run("ping", "-6", "-c1", "-W2", vip6)
+	if got := l.ClientNeigh(vip6); got != mac {
+		t.Errorf("after the failover the client resolves %s to %q, want %s", vip6, got, mac)
+	}
+}

@@ -228,27 +228,31 @@ func TestInteropKeepalived(t *testing.T) {
 	waitHolder(t, l, VIP, 1, 10*time.Second)
 }
 
-// TestIPv6v3: VRRPv3 over IPv6 (ff02::12 from link-local sources) moves an IPv6 VIP,
-// and the client learns the new master from its unsolicited neighbour advertisement.
-func TestIPv6v3(t *testing.T) {
-	const vip6 = "fd71::205"
-	conf := func(prio int) string {
-		return fmt.Sprintf(`
+// vip6 is the IPv6 service address of ipv6Config.
+const vip6 = "fd71::205"
+
+// ipv6Config is a director with an IPv6 instance: VRID 61, vip6/64, adverts every 0.5 s.
+func ipv6Config(prio int, extra string) string {
+	return fmt.Sprintf(`
 vrrp_instance VI_6 {
     interface eth0
     virtual_router_id 61
-    version 3
     priority %d
     advert_int 0.5
+    %s
     virtual_ipaddress {
         %s/64
     }
 }
-`, prio, vip6)
-	}
+`, prio, extra, vip6)
+}
+
+// TestIPv6v3: VRRPv3 over IPv6 (ff02::12 from link-local sources) moves an IPv6 VIP,
+// and the client learns the new master from its unsolicited neighbour advertisement.
+func TestIPv6v3(t *testing.T) {
 	l := New(t, 2)
-	d1 := l.Start(0, "d1", conf(150), binary)
-	l.Start(1, "d2", conf(100), binary)
+	d1 := l.Start(0, "d1", ipv6Config(150, "version 3"), binary)
+	l.Start(1, "d2", ipv6Config(100, "version 3"), binary)
 	waitHolder(t, l, vip6, 0, 10*time.Second)
 	l.Client.Run("ping", "-6", "-c1", "-W2", vip6)
 	if got := l.ClientNeigh(vip6); got != l.MAC(0) {
