@@ -77,6 +77,10 @@ type Plan struct {
 	// static_routes ("route ...") and static_rules ("rule ...") entries that change.
 	StaticAdded   []string
 	StaticRemoved []string
+	// VMACsAdded and VMACsRemoved are use_vmac macvlans ("vrrp.51 00:00:5e:00:01:33 on
+	// eth0") created or deleted.
+	VMACsAdded   []string
+	VMACsRemoved []string
 }
 
 // PlanReload compares two configurations.
@@ -112,7 +116,19 @@ func PlanReload(old, new *parser.Config) Plan {
 		p.Removed = append(p.Removed, c.Name)
 	}
 	p.StaticAdded, p.StaticRemoved = textDiff(staticKeys(old), staticKeys(new))
+	p.VMACsAdded, p.VMACsRemoved = textDiff(vmacKeys(old), vmacKeys(new))
 	return p
+}
+
+// vmacKeys renders a configuration's use_vmac macvlans for the plan.
+func vmacKeys(cfg *parser.Config) []string {
+	var out []string
+	for _, c := range cfg.Instances {
+		if c.VMAC != nil {
+			out = append(out, c.VMAC.Name+" "+c.VMAC.MAC+" on "+c.Interface)
+		}
+	}
+	return out
 }
 
 // textDiff returns what new has that old has not, and the other way round.
@@ -177,6 +193,7 @@ func keptChanges(o, c *parser.VRRPInstance) KeptInstance {
 	diff("state", o.State, c.State)
 	diff("unicast_peer", peers(o), peers(c))
 	diff("accept", o.Accept, c.Accept) // a master's firewall rules follow at once
+	diff("vmac_xmit_base", o.VMAC != nil && o.VMAC.XmitBase, c.VMAC != nil && c.VMAC.XmitBase)
 	return k
 }
 
@@ -234,6 +251,12 @@ func (p Plan) String() string {
 	}
 	for _, v := range p.StaticRemoved {
 		fmt.Fprintf(&b, "remove static %s\n", v)
+	}
+	for _, v := range p.VMACsAdded {
+		fmt.Fprintf(&b, "add vmac %s\n", v)
+	}
+	for _, v := range p.VMACsRemoved {
+		fmt.Fprintf(&b, "remove vmac %s\n", v)
 	}
 	if b.Len() == 0 {
 		return "no change\n"

@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"strings"
 	"testing"
 
 	"gokeepalived/parser"
@@ -118,6 +119,9 @@ vrrp_instance VI_2 {
 }
 `, "instance VI_1: add virtual route 10.99.0.0/24 via 10.0.0.254\ninstance VI_1: add virtual rule from 10.0.0.1 table 100\n" +
 			"add static address 10.9.9.9/32 dev eth0\nadd static route 10.96.0.0/24 via 10.0.0.254\n"},
+		{"use_vmac added: recreated, the macvlan made", strings.Replace(planBase, "priority 100\n", "priority 100\n    use_vmac\n", 1),
+			"recreate instance VI_1: VRID 51 IPv4 on eth0, multicast 224.0.0.18 -> VRID 51 IPv4 on eth0, multicast 224.0.0.18, vmac vrrp.51 00:00:5e:00:01:33 (identity changed: it will flap)\n" +
+				"add vmac vrrp.51 00:00:5e:00:01:33 on eth0\n"},
 	}
 	old := planConfig(t, planBase)
 	for _, tc := range tests {
