@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -158,4 +159,39 @@ func TestVMACIPv6(t *testing.T) {
 	if got := l.ClientNeigh(vip6); got != mac {
 		t.Errorf("after the failover the client resolves %s to %q, want %s", vip6, got, mac)
 	}
+}
+
+// TestVMACReload: SIGHUP adding use_vmac moves the VIP onto a new macvlan (the instance
+// restarts and is elected again), and the client follows to the virtual MAC; SIGHUP
+// removing it deletes the macvlan and brings the VIP back to eth0.
+func TestVMACReload(t *testing.T) {
+	l := New(t, 1)
+	d := l.Start(0, "d1", seedConfig(150, ""), binary)
+	waitHolder(t, l, VIP, 0, 10*time.Second)
+	reload := func(extra string, n int) {
+		t.Helper()
+		if err := os.WriteFile(l.dir+"/d1.conf", []byte(seedConfig(150, extra)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d.Signal(syscall.SIGHUP)
+		netns.Eventually(t, 5*time.Second, "reload done", func() bool { return strings.Count(d.Log(), "reload done") == n })
+	}
+
+	reload("use_vmac", 1)
+	netns.Eventually(t, 10*time.Second, "the VIP on the new macvlan, not on eth0", func() bool {
+		return slices.Equal(l.HoldersOn(vmacName, VIP), []int{0}) && len(l.HoldersAll(VIP)) == 0
+	})
+	netns.Eventually(t, 5*time.Second, "the client on the virtual MAC", func() bool {
+		_, _ = l.Client.Try("ping", "-c1", "-W1", VIP)
+		return l.ClientNeigh(VIP) == vmacMAC
+	})
+
+	reload("", 2)
+	netns.Eventually(t, 10*time.Second, "the macvlan gone, the VIP back on eth0", func() bool {
+		return l.LinkMAC(0, vmacName) == "" && slices.Equal(l.Holders(VIP), []int{0})
+	})
+	netns.Eventually(t, 5*time.Second, "the client back on eth0's MAC", func() bool {
+		_, _ = l.Client.Try("ping", "-c1", "-W1", VIP)
+		return l.ClientNeigh(VIP) == l.MAC(0)
+	})
 }
