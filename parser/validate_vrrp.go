@@ -25,7 +25,7 @@ func (cfg *Config) validateVRRP(c *ctx) {
 		usable = append(usable, v)
 	}
 	cfg.Instances = cfg.dropDuplicateVRIDs(c, usable, dropped)
-	checkVMACNames(c, cfg.Instances)
+	checkVMACNames(c, cfg.Instances, cfg.Global.VMACPrefix)
 	cfg.resolveSyncGroups(c, dropped)
 	cfg.resolveTracking(c)
 	for _, a := range cfg.StaticAddresses {

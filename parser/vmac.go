@@ -19,6 +19,8 @@ type VMAC struct {
 	// the addresses and their gratuitous ARPs stay on the macvlan.
 	XmitBase bool `json:"vmac_xmit_base,omitempty"`
 	Pos      Pos  `json:"-"`
+
+	defaultName bool // Name is the default, which another may be chosen instead
 }
 
 // VirtualMAC returns the VRRP virtual router MAC address of a VRID (RFC 5798 §7.3):
@@ -146,7 +148,7 @@ func resolveVMAC(c *ctx, v *VRRPInstance, g *GlobalDefs) {
 		return
 	}
 	if m.Name == "" {
-		m.Name = VMACName(g.VMACPrefix, v.VRID)
+		m.Name, m.defaultName = VMACName(g.VMACPrefix, v.VRID), true
 	}
 	if m.Name == v.Interface {
 		c.errorf(m.Pos, "(%s) use_vmac: the macvlan cannot be named like the interface %s; ignored", v.Name, v.Interface)
@@ -183,13 +185,20 @@ func setVIPDevs(v *VRRPInstance, from, to string) {
 	}
 }
 
-// checkVMACNames reports two instances asking for the same macvlan, as keepalived
-// does; the later one is run without use_vmac.
-func checkVMACNames(c *ctx, insts []*VRRPInstance) {
+// checkVMACNames gives each instance its own macvlan, as keepalived does: a default
+// name another instance has is replaced by the next of prefix N "." VRID (for IPv6 N
+// is tried with 6 first: vrrp6.51), a name given twice is an error and the later
+// instance runs without use_vmac.
+func checkVMACNames(c *ctx, insts []*VRRPInstance, prefix string) {
 	seen := map[string]*VRRPInstance{}
 	for _, v := range insts {
 		if v.VMAC == nil {
 			continue
+		}
+		if seen[v.VMAC.Name] != nil && v.VMAC.defaultName {
+			name := nextVMACName(prefix, v, seen)
+			setVIPDevs(v, v.VMAC.Name, name)
+			v.VMAC.Name = name
 		}
 		if o := seen[v.VMAC.Name]; o != nil {
 			c.errorf(v.VMAC.Pos, "(%s) VRRP instance %s already uses the VMAC interface %s; use_vmac ignored", v.Name, o.Name, v.VMAC.Name)
@@ -198,5 +207,27 @@ func checkVMACNames(c *ctx, insts []*VRRPInstance) {
 			continue
 		}
 		seen[v.VMAC.Name] = v
+	}
+}
+
+// nextVMACName is keepalived's choice of a default name when prefix.VRID is taken:
+// prefix1.VRID, prefix2.VRID... (prefix6.VRID first for IPv6), the prefix shortened
+// to fit, never the number.
+func nextVMACName(prefix string, v *VRRPInstance, taken map[string]*VRRPInstance) string {
+	for i := 0; ; i++ {
+		n := i + 1
+		if v.Family == 6 {
+			switch {
+			case i == 0:
+				n = 6
+			case i <= 5:
+				n = i
+			}
+		}
+		suffix := fmt.Sprintf("%d.%d", n, v.VRID)
+		name := prefix[:min(len(prefix), maxIfName-len(suffix))] + suffix
+		if taken[name] == nil {
+			return name
+		}
 	}
 }

@@ -64,7 +64,7 @@ func TestUseVMAC(t *testing.T) {
 					t.Fatalf("no VMAC, want %+v; diagnostics:\n%s", *tc.want, diags)
 				}
 				got := *v.VMAC
-				got.Pos = Pos{}
+				got.Pos, got.defaultName = Pos{}, false
 				if got != *tc.want {
 					t.Errorf("VMAC %+v, want %+v", got, *tc.want)
 				}
@@ -156,5 +156,43 @@ func TestVMACGarpIntvlAlias(t *testing.T) {
 	}
 	if !strings.Contains(diags, "'vmac_garp_intvl' is deprecated") {
 		t.Errorf("diagnostics:\n%s", diags)
+	}
+}
+
+func TestUseVMACDefaultNameTaken(t *testing.T) {
+	cfg, diags := loadVRRP(t, `vrrp_instance V4 {
+ interface eth0
+ virtual_router_id 51
+ use_vmac
+ virtual_ipaddress {
+  10.0.0.1
+ }
+}
+vrrp_instance V6 {
+ interface eth0
+ virtual_router_id 51
+ use_vmac
+ virtual_ipaddress {
+  fe80::1
+ }
+}
+vrrp_instance V4B {
+ interface eth1
+ virtual_router_id 51
+ use_vmac
+ virtual_ipaddress {
+  10.0.1.1
+ }
+}
+`)
+	var got []string
+	for _, v := range cfg.Instances {
+		if v.VMAC == nil {
+			t.Fatalf("%s lost use_vmac:\n%s", v.Name, diags)
+		}
+		got = append(got, v.VMAC.Name+" "+v.VIPs[0].Dev)
+	}
+	if want := []string{"vrrp.51 vrrp.51", "vrrp6.51 vrrp6.51", "vrrp1.51 vrrp1.51"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("names %v, want %v (keepalived's choice)", got, want)
 	}
 }
