@@ -1,6 +1,7 @@
 package parser
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -105,24 +106,13 @@ func TestUseVMACFamilyAndDevs(t *testing.T) {
 	}
 }
 
+// vmacInstance is a vrrp_instance with one address and a use_vmac line.
+func vmacInstance(name, ifname string, vrid int, useVMAC, vip string) string {
+	return fmt.Sprintf("vrrp_instance %s {\n interface %s\n virtual_router_id %d\n %s\n virtual_ipaddress {\n  %s\n }\n}\n", name, ifname, vrid, useVMAC, vip)
+}
+
 func TestUseVMACSameName(t *testing.T) {
-	cfg, diags := loadVRRP(t, `vrrp_instance A {
- interface eth0
- virtual_router_id 1
- use_vmac vm
- virtual_ipaddress {
-  10.0.0.1
- }
-}
-vrrp_instance B {
- interface eth0
- virtual_router_id 2
- use_vmac vm
- virtual_ipaddress {
-  10.0.0.2
- }
-}
-`)
+	cfg, diags := loadVRRP(t, vmacInstance("A", "eth0", 1, "use_vmac vm", "10.0.0.1")+vmacInstance("B", "eth0", 2, "use_vmac vm", "10.0.0.2"))
 	if len(cfg.Instances) != 2 {
 		t.Fatalf("instances: %d\n%s", len(cfg.Instances), diags)
 	}
@@ -160,31 +150,8 @@ func TestVMACGarpIntvlAlias(t *testing.T) {
 }
 
 func TestUseVMACDefaultNameTaken(t *testing.T) {
-	cfg, diags := loadVRRP(t, `vrrp_instance V4 {
- interface eth0
- virtual_router_id 51
- use_vmac
- virtual_ipaddress {
-  10.0.0.1
- }
-}
-vrrp_instance V6 {
- interface eth0
- virtual_router_id 51
- use_vmac
- virtual_ipaddress {
-  fe80::1
- }
-}
-vrrp_instance V4B {
- interface eth1
- virtual_router_id 51
- use_vmac
- virtual_ipaddress {
-  10.0.1.1
- }
-}
-`)
+	cfg, diags := loadVRRP(t, vmacInstance("V4", "eth0", 51, "use_vmac", "10.0.0.1")+
+		vmacInstance("V6", "eth0", 51, "use_vmac", "fe80::1")+vmacInstance("V4B", "eth1", 51, "use_vmac", "10.0.1.1"))
 	var got []string
 	for _, v := range cfg.Instances {
 		if v.VMAC == nil {
