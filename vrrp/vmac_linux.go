@@ -162,17 +162,11 @@ func (m *NetlinkVMACs) reconcile(spec VMACSpec, parent netlink.Link) (netlink.Li
 }
 
 // setIPv6 disables IPv6 on a macvlan that needs none (its automatic link-local address
-// would be the same on every router), or stops the automatic address and gives it the
-// instance's link-local source address, as keepalived does.
+// would be the same on every router), or enables it without the automatic address and
+// gives it the instance's link-local source address, as keepalived does.
 func (m *NetlinkVMACs) setIPv6(link netlink.Link, spec VMACSpec) error {
-	if !spec.IPv6 {
-		return m.inNS(func() error {
-			path := "/proc/sys/net/ipv6/conf/" + spec.Name + "/disable_ipv6"
-			if err := os.WriteFile(path, []byte("1\n"), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("set %s: %w", path, err) // no such file: IPv6 is not built in
-			}
-			return nil
-		})
+	if err := m.disableIPv6(spec.Name, !spec.IPv6); err != nil || !spec.IPv6 {
+		return err
 	}
 	if err := m.h.LinkSetIP6AddrGenMode(link, nl.IN6_ADDR_GEN_MODE_NONE); err != nil {
 		return fmt.Errorf("IPv6 address generation off: %w", err)
@@ -185,6 +179,25 @@ func (m *NetlinkVMACs) setIPv6(link netlink.Link, spec VMACSpec) error {
 		return fmt.Errorf("add link-local %s: %w", spec.LinkLocal, err)
 	}
 	return nil
+}
+
+// disableIPv6 sets net.ipv6.conf.IFNAME.disable_ipv6 in the manager's namespace; a
+// kernel without IPv6 has no such key, which is fine.
+func (m *NetlinkVMACs) disableIPv6(ifname string, off bool) error {
+	if ifNameBad(ifname) {
+		return fmt.Errorf("interface name %q", ifname)
+	}
+	val := "0\n"
+	if off {
+		val = "1\n"
+	}
+	return m.inNS(func() error {
+		path := "/proc/sys/net/ipv6/conf/" + ifname + "/disable_ipv6"
+		if err := os.WriteFile(path, []byte(val), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("set %s: %w", path, err)
+		}
+		return nil
+	})
 }
 
 // holdParent counts name as a macvlan of parent; the first one saves the parent's

@@ -160,6 +160,13 @@ func TestNetlinkVMACs(t *testing.T) {
 	if err := m.Delete("vrrp6.61"); err != nil {
 		t.Fatal(err)
 	}
+	// An adopted macvlan that now carries IPv6 gets it back.
+	if err := m.Ensure(VMACSpec{Name: "vrrp.51", Parent: "eth0", MAC: mac, IPv6: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(ns.Run("cat", "/proc/sys/net/ipv6/conf/vrrp.51/disable_ipv6")); got != "0" {
+		t.Errorf("IPv6 macvlan: disable_ipv6 = %s, want 0", got)
+	}
 
 	// Delete: the parent keeps its settings until its last macvlan goes.
 	for _, name := range []string{"vrrp.51", "vrrp.52"} {
